@@ -1,0 +1,55 @@
+# smartbins: two commands on a fresh Debian 12 (Python 3.11 + make):
+#   make demo   starts broker and database, provisions devices, shows readings landing
+#   make test   installs what is missing, then runs the whole test suite
+# Each target installs what it needs, idempotently; nothing is downloaded but registry packages.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the project runs against (their own services are never used).
+APT_PACKAGES := python3-venv mosquitto mosquitto-clients influxdb
+# The commands those packages provide, checked before anything is installed.
+SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd
+
+.PHONY: demo test lint bench system venv clean
+
+demo: system venv
+	$(BIN)/smartbins demo
+
+test: system venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: system venv
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Debian packages: install only what is missing; as non-root, print the exact command instead.
+system:
+	@missing=""; \
+	for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "smartbins: missing$$missing; installing Debian packages: $(APT_PACKAGES)"; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "smartbins: not root. Run this once, then run make again:"; \
+	    echo "  sudo apt-get update && sudo apt-get install -y $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

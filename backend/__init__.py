@@ -1,0 +1,1 @@
+"""backend package: see README.md for what it holds."""

@@ -1,0 +1,1 @@
+"""gateway package: see README.md for what it holds."""

@@ -1,0 +1,1 @@
+"""routing package: see README.md for what it holds."""

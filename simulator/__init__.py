@@ -1,0 +1,1 @@
+"""simulator package: see README.md for what it holds."""
