@@ -1,0 +1,342 @@
+"""The registry: municipalities, sites, bins, devices and which device sat on which bin when.
+
+SQLite, because one municipality's registry is small and an embedded store needs no server.
+The schema is versioned (``PRAGMA user_version``) and migrated forward on open; a database newer
+than this code is refused rather than guessed at.
+
+Readings in InfluxDB carry only the device id. Which bin (and so which stream and municipality)
+a reading belongs to is answered here from the device-to-bin history at query time, so moving a
+device never rewrites a stored point.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartbins.codes import StreamError, parse_stream
+from smartbins.protocol import is_device_id
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE municipalities (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE sites (
+        id              TEXT PRIMARY KEY,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        name            TEXT NOT NULL DEFAULT '',
+        lat             REAL NOT NULL CHECK (lat BETWEEN -90 AND 90),
+        lon             REAL NOT NULL CHECK (lon BETWEEN -180 AND 180)
+    );
+    CREATE TABLE bins (
+        id          TEXT PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id),
+        stream      TEXT NOT NULL,
+        volume_l    REAL NOT NULL CHECK (volume_l > 0),
+        created_ms  INTEGER NOT NULL,
+        retired_ms  INTEGER
+    );
+    CREATE INDEX bins_site ON bins(site_id);
+    CREATE TABLE devices (
+        id                  TEXT PRIMARY KEY,
+        state               TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'decommissioned')),
+        sensor              TEXT NOT NULL DEFAULT 'ultrasonic',
+        credential_version  INTEGER NOT NULL DEFAULT 1,
+        cal                 INTEGER NOT NULL DEFAULT 0,
+        empty_mm            INTEGER,
+        full_mm             INTEGER,
+        created_ms          INTEGER NOT NULL,
+        updated_ms          INTEGER NOT NULL
+    );
+    CREATE TABLE device_bins (
+        device_id   TEXT NOT NULL REFERENCES devices(id),
+        bin_id      TEXT NOT NULL REFERENCES bins(id),
+        from_ms     INTEGER NOT NULL,
+        to_ms       INTEGER,
+        PRIMARY KEY (device_id, from_ms),
+        CHECK (to_ms IS NULL OR to_ms > from_ms)
+    );
+    CREATE UNIQUE INDEX device_bins_open_device ON device_bins(device_id) WHERE to_ms IS NULL;
+    CREATE UNIQUE INDEX device_bins_open_bin ON device_bins(bin_id) WHERE to_ms IS NULL;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+_DEVICE_COLUMNS = "id, state, sensor, credential_version, cal, empty_mm, full_mm"
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be done; the message says which row and why."""
+
+
+@dataclass(frozen=True)
+class Bin:
+    id: str
+    site_id: str
+    municipality_id: str
+    stream: str
+    volume_l: float
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    state: str
+    sensor: str
+    credential_version: int
+    cal: int
+    empty_mm: int | None
+    full_mm: int | None
+
+
+@dataclass(frozen=True)
+class Link:
+    device_id: str
+    bin_id: str
+    from_ms: int
+    to_ms: int | None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Registry:
+    """One open registry database. Methods are small transactions; ``transaction()`` groups them."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA busy_timeout = 5000")
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self._depth = 0
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- schema
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.version
+        if current > SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.path}: schema version {current} is newer than this smartbins knows "
+                f"({SCHEMA_VERSION}); upgrade smartbins"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A (nestable) transaction: all of it or none of it."""
+        if self._depth == 0:
+            self.db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield self.db
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.db.execute("COMMIT")
+
+    def _exec(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.IntegrityError as e:
+            raise RegistryError(f"{e} ({sql.split()[0].lower()} {params!r})") from None
+
+    # ----------------------------------------------------------------- places and bins
+
+    def add_municipality(self, id: str, name: str) -> None:
+        self._exec("INSERT INTO municipalities VALUES (?, ?, ?)", (id, name, now_ms()))
+
+    def add_site(
+        self, id: str, municipality_id: str, lat: float, lon: float, name: str = ""
+    ) -> None:
+        if (
+            self.db.execute(
+                "SELECT 1 FROM municipalities WHERE id = ?", (municipality_id,)
+            ).fetchone()
+            is None
+        ):
+            raise RegistryError(f"site {id!r}: no municipality {municipality_id!r}")
+        self._exec(
+            "INSERT INTO sites VALUES (?, ?, ?, ?, ?)", (id, municipality_id, name, lat, lon)
+        )
+
+    def add_bin(self, id: str, site_id: str, stream: str, volume_l: float) -> None:
+        try:
+            canonical = parse_stream(stream)
+        except StreamError as e:
+            raise RegistryError(f"bin {id!r}: {e}") from None
+        if self.db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone() is None:
+            raise RegistryError(f"bin {id!r}: no site {site_id!r}")
+        self._exec(
+            "INSERT INTO bins (id, site_id, stream, volume_l, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (id, site_id, canonical, volume_l, now_ms()),
+        )
+
+    def bin(self, id: str) -> Bin:
+        row = self.db.execute(
+            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+               FROM bins b JOIN sites s ON s.id = b.site_id WHERE b.id = ?""",
+            (id,),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"no bin {id!r}")
+        return Bin(*row)
+
+    def bins(self) -> list[Bin]:
+        rows = self.db.execute(
+            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+               FROM bins b JOIN sites s ON s.id = b.site_id ORDER BY b.id"""
+        )
+        return [Bin(*r) for r in rows]
+
+    # ----------------------------------------------------------------- devices
+
+    def add_device(self, id: str, *, sensor: str = "ultrasonic", at_ms: int | None = None) -> None:
+        if not is_device_id(id):
+            raise RegistryError(
+                f"device {id!r}: a device id is 1-64 of A-Z a-z 0-9 _ -, starting with a letter "
+                "or digit (it is the MQTT username and a topic level)"
+            )
+        t = at_ms if at_ms is not None else now_ms()
+        self._exec(
+            "INSERT INTO devices (id, state, sensor, created_ms, updated_ms)"
+            " VALUES (?, 'active', ?, ?, ?)",
+            (id, sensor, t, t),
+        )
+
+    def device(self, id: str) -> Device:
+        row = self.db.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = ?",
+            (id,),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"no device {id!r}")
+        return Device(*row)
+
+    def devices(self, state: str | None = None) -> list[Device]:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices"
+        rows = self.db.execute(
+            sql + (" WHERE state = ?" if state else "") + " ORDER BY id", (state,) if state else ()
+        )
+        return [Device(*r) for r in rows]
+
+    def set_state(self, id: str, state: str) -> None:
+        self.device(id)
+        self._exec(
+            "UPDATE devices SET state = ?, updated_ms = ? WHERE id = ?", (state, now_ms(), id)
+        )
+
+    def bump_credentials(self, id: str) -> int:
+        self.device(id)
+        self._exec(
+            "UPDATE devices SET credential_version = credential_version + 1, updated_ms = ?"
+            " WHERE id = ?",
+            (now_ms(), id),
+        )
+        return self.device(id).credential_version
+
+    def set_calibration(self, id: str, empty_mm: int, full_mm: int) -> int:
+        """Record a new calibration; returns its version (readings carry it as ``cal``)."""
+        if not 0 <= full_mm < empty_mm:
+            raise RegistryError(
+                f"device {id!r}: full_mm {full_mm} must be below empty_mm {empty_mm}"
+            )
+        self.device(id)
+        self._exec(
+            "UPDATE devices SET cal = cal + 1, empty_mm = ?, full_mm = ?, updated_ms = ?"
+            " WHERE id = ?",
+            (empty_mm, full_mm, now_ms(), id),
+        )
+        return self.device(id).cal
+
+    # ----------------------------------------------------------------- device-to-bin history
+
+    def link(self, device_id: str, bin_id: str, at_ms: int | None = None) -> None:
+        """Put a device on a bin from ``at_ms`` on, closing its previous link (a move)."""
+        t = at_ms if at_ms is not None else now_ms()
+        self.device(device_id)
+        self.bin(bin_id)
+        with self.transaction():
+            current = self.current_link(device_id)
+            if current is not None:
+                if current.bin_id == bin_id:
+                    return
+                if t <= current.from_ms:
+                    raise RegistryError(
+                        f"device {device_id!r}: move at {t} is not after its link to "
+                        f"{current.bin_id!r} from {current.from_ms}"
+                    )
+                self._exec(
+                    "UPDATE device_bins SET to_ms = ? WHERE device_id = ? AND to_ms IS NULL",
+                    (t, device_id),
+                )
+            occupant = self.db.execute(
+                "SELECT device_id FROM device_bins WHERE bin_id = ? AND to_ms IS NULL", (bin_id,)
+            ).fetchone()
+            if occupant is not None:
+                raise RegistryError(
+                    f"bin {bin_id!r} already has device {occupant[0]!r}; move or unlink it first"
+                )
+            self._exec("INSERT INTO device_bins VALUES (?, ?, ?, NULL)", (device_id, bin_id, t))
+
+    def unlink(self, device_id: str, at_ms: int | None = None) -> None:
+        t = at_ms if at_ms is not None else now_ms()
+        self._exec(
+            "UPDATE device_bins SET to_ms = ? WHERE device_id = ? AND to_ms IS NULL", (t, device_id)
+        )
+
+    def current_link(self, device_id: str) -> Link | None:
+        row = self.db.execute(
+            "SELECT * FROM device_bins WHERE device_id = ? AND to_ms IS NULL", (device_id,)
+        ).fetchone()
+        return Link(*row) if row else None
+
+    def history(self, device_id: str) -> list[Link]:
+        rows = self.db.execute(
+            "SELECT * FROM device_bins WHERE device_id = ? ORDER BY from_ms", (device_id,)
+        )
+        return [Link(*r) for r in rows]
+
+    def bin_at(self, device_id: str, ts_ms: int) -> str | None:
+        """The bin the device sat on at ``ts_ms`` (a reading's time), or None."""
+        row = self.db.execute(
+            """SELECT bin_id FROM device_bins
+               WHERE device_id = ? AND from_ms <= ? AND (to_ms IS NULL OR ? < to_ms)""",
+            (device_id, ts_ms, ts_ms),
+        ).fetchone()
+        return row[0] if row else None
