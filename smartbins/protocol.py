@@ -238,11 +238,11 @@ _READING_BY_KEY = {f.key: f for f in READING_FIELDS}
 STATUS_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("state", "state", "str", True, doc="online (sent after connecting) or lost (the last will)"),
     FieldSpec("ts_ms", "ts", "int", False, TS_MIN_MS, TS_MAX_MS, "ms", "device time when sent; absent in the will"),
-    FieldSpec("boot", "boot", "int", False, 0, INT31),
-    FieldSpec("fw", "fw", "str", False, 1, 32),
-    FieldSpec("battery_mv", "bat", "int", False, 0, 20_000, "mV"),
-    FieldSpec("rssi_dbm", "rssi", "int", False, -150, 0, "dBm"),
-    FieldSpec("dropped", "dropped", "int", False, 0, INT31),
+    FieldSpec("boot", "boot", "int", False, 0, INT31, "", "boot count"),
+    FieldSpec("fw", "fw", "str", False, 1, 32, "", "firmware version"),
+    FieldSpec("battery_mv", "bat", "int", False, 0, 20_000, "mV", "battery voltage"),
+    FieldSpec("rssi_dbm", "rssi", "int", False, -150, 0, "dBm", "Wi-Fi signal strength"),
+    FieldSpec("dropped", "dropped", "int", False, 0, INT31, "", "readings dropped from a full buffer (cumulative)"),
     FieldSpec("buffered", "buffered", "int", False, 0, INT31, "", "readings in the device buffer not yet acknowledged"),
 )
 # fmt: on
@@ -256,9 +256,9 @@ CONFIG_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("interval_s", "interval", "int", True, 10, 7 * 86_400, "s", "normal report interval"),
     FieldSpec("interval_near_full_s", "interval_near_full", "int", True, 10, 7 * 86_400, "s", "interval when near full or warm"),
     FieldSpec("interval_low_battery_s", "interval_low_battery", "int", True, 10, 7 * 86_400, "s", "interval when the battery is low"),
-    FieldSpec("near_full_pct", "near_full", "float", True, 0, 200, "%"),
-    FieldSpec("low_battery_mv", "low_battery", "int", True, 0, 20_000, "mV"),
-    FieldSpec("fire_temp_c", "fire_temp", "float", True, 0, 500, "°C"),
+    FieldSpec("near_full_pct", "near_full", "float", True, 0, 200, "%", "fill at which the near-full interval applies"),
+    FieldSpec("low_battery_mv", "low_battery", "int", True, 0, 20_000, "mV", "battery voltage under which the low-battery interval applies"),
+    FieldSpec("fire_temp_c", "fire_temp", "float", True, 0, 500, "°C", "temperature that raises the fire alarm"),
     FieldSpec("fire_rise_c", "fire_rise", "float", True, 0, 500, "°C", "temperature rise between two wakes that raises the fire alarm"),
     FieldSpec("tilt_deg", "tilt", "float", True, 0, 180, "°", "tilt alarm threshold"),
 )
