@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from smartbins import influx
+from smartbins.errors import SmartbinsError
 from smartbins.passwords import PasswordFile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ _OVERRIDDEN = {
 }
 
 
-class ServerError(RuntimeError):
+class ServerError(SmartbinsError, RuntimeError):
     """A server did not start; the message says what it printed and what to check."""
 
 
@@ -365,4 +366,6 @@ def running(server: _ChildServer) -> Iterator[_ChildServer]:
 def temp_workdir(prefix: str) -> Path:
     """A fresh directory under the system temp dir (not pytest's 0700 tree: the broker's user
     must be able to reach it)."""
-    return Path(tempfile.mkdtemp(prefix=f"smartbins-{prefix}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"smartbins-{prefix}-"))
+    path.chmod(0o711)  # others may pass through (the broker's user), not list
+    return path
