@@ -353,31 +353,28 @@ def test_arbitrary_json_objects_give_a_reading_or_payload_error(obj: dict) -> No
         assert isinstance(e.reason, Reason)
 
 
-def test_encoder_raises_the_same_error_type() -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"seq": -1}, Reason.OUT_OF_RANGE),
+        ({"device": "a/b"}, Reason.BAD_DEVICE_ID),
+        ({"fill_pct": None}, Reason.INCONSISTENT),
+    ],
+)
+def test_encoder_raises_the_same_error_type(change: dict, reason: Reason) -> None:
+    fields = dict(
+        device=DEV,
+        seq=1,
+        boot=0,
+        ts_ms=1_764_000_000_000,
+        fw="1",
+        interval_s=60,
+        distance_mm=1,
+        fill_pct=1.0,
+    )
     with pytest.raises(PayloadError) as info:
-        p.Reading(
-            device=DEV,
-            seq=-1,
-            boot=0,
-            ts_ms=1_764_000_000_000,
-            fw="1",
-            interval_s=60,
-            distance_mm=1,
-            fill_pct=1.0,
-        )
-    assert info.value.reason == Reason.OUT_OF_RANGE
-    with pytest.raises(PayloadError) as info:
-        p.Reading(
-            device="a/b",
-            seq=1,
-            boot=0,
-            ts_ms=1_764_000_000_000,
-            fw="1",
-            interval_s=60,
-            distance_mm=1,
-            fill_pct=1.0,
-        )
-    assert info.value.reason == Reason.BAD_DEVICE_ID
+        p.Reading(**(fields | change))
+    assert info.value.reason == reason
 
 
 @settings(max_examples=50)
