@@ -12,11 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from gw_fleet import secret_file
+from gw_fleet import Fleet, secret_file, stored_seqs
 
 from gateway.config import (
     BatchConfig,
@@ -177,3 +179,24 @@ class Stack:
         self.broker.stop()
         self.influx.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def drive(fleet: Fleet, done: Callable[[], bool], timeout: float, every: float = 0.2) -> None:
+    """Let the devices publish (and resend what stays unacknowledged) until ``done``."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{fleet.pending()} readings still unacknowledged after {timeout} s")
+        fleet.pump()
+        time.sleep(every)
+
+
+def assert_exactly_once(stack: Stack, fleet: Fleet) -> dict[str, int]:
+    stored = stored_seqs(stack.influx.client(), [d.id for d in fleet.devices])
+    expected = fleet.expected()
+    assert set(stored) == set(expected), "a device that never existed has readings"
+    for dev, seqs in expected.items():
+        got = stored[dev]
+        assert len(got) == len(set(got)), f"{dev}: a reading stored twice"
+        assert set(got) == seqs, f"{dev}: missing {sorted(seqs - set(got))[:10]}"
+    return {"devices": len(expected), "readings": sum(len(s) for s in expected.values())}

@@ -8,35 +8,13 @@ at the end. Each test runs its own servers (smartbins.servers) and the gateway a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gw_fleet import Fleet, provision_fleet, stored_seqs
-from gw_stack import GatewayProcess, Stack
+from gw_fleet import Fleet, provision_fleet
+from gw_stack import GatewayProcess, Stack, assert_exactly_once, drive
 
 from smartbins.servers import wait_until
-
-
-def drive(fleet: Fleet, done: Callable[[], bool], timeout: float, every: float = 0.2) -> None:
-    """Let the devices publish (and resend what stays unacknowledged) until ``done``."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{fleet.pending()} readings still unacknowledged after {timeout} s")
-        fleet.pump()
-        time.sleep(every)
-
-
-def assert_exactly_once(stack: Stack, fleet: Fleet) -> dict[str, int]:
-    stored = stored_seqs(stack.influx.client(), [d.id for d in fleet.devices])
-    expected = fleet.expected()
-    assert set(stored) == set(expected), "a device that never existed has readings"
-    for dev, seqs in expected.items():
-        got = stored[dev]
-        assert len(got) == len(set(got)), f"{dev}: a reading stored twice"
-        assert set(got) == seqs, f"{dev}: missing {sorted(seqs - set(got))[:10]}"
-    return {"devices": len(expected), "readings": sum(len(s) for s in expected.values())}
 
 
 @pytest.fixture
