@@ -60,6 +60,7 @@ class MqttLink:
         self._lock = threading.Lock()
         self.generation = 0
         self.connected = False
+        self._stopping = False
         self.subscribed = threading.Event()
         self.topic_filter = p.shared_subscription(cfg.group)
         c = mqtt.Client(
@@ -96,6 +97,7 @@ class MqttLink:
     def stop(self) -> None:
         """Disconnect cleanly; the session (and what is unacknowledged in it) stays at the
         broker until its expiry."""
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:
@@ -171,7 +173,7 @@ class MqttLink:
             self.generation += 1
         self.subscribed.clear()
         self.metrics.set("gateway_mqtt_connected", 0)
-        if was:
+        if was and not self._stopping:
             log.warning("disconnected from the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
