@@ -1,0 +1,202 @@
+"""The gateway's broker connection: paho-mqtt 2.x, MQTT 5, manual acknowledgements.
+
+* ``manual_ack=True``: paho does not PUBACK on receipt; the gateway calls :meth:`ack` only
+  after InfluxDB stored what the message carried. Until then the broker counts the message as
+  in flight and redelivers it (DUP) if the connection drops.
+* **Receive Maximum** (MQTT 5 CONNECT property) = ``receive_maximum``: the broker sends at most
+  that many unacknowledged QoS 1 messages. That *is* the bounded queue and the backpressure:
+  when InfluxDB is slow, acknowledgements stop, and the broker stops sending and queues for the
+  session instead (mosquitto's ``max_queued_messages``, raised to 200,000 in mosquitto.conf).
+  Mosquitto 2.0 takes the smaller of this and its own ``max_inflight_messages`` (10,000).
+* **Persistent session with expiry**: ``clean_start=False`` and ``SessionExpiryInterval``, so
+  a restarted gateway gets back what it had not acknowledged, and one that stays away stops
+  receiving its share of ``$share/<group>/sb/up/+/+`` once the broker drops its session.
+* When the CONNACK says ``session_present = 0`` (first start, or a broker that lost its
+  sessions in a crash), the gateway subscribes again. Devices resend what the lost session held.
+* Acknowledgements are tied to the connection a message came on (a generation number): after a
+  reconnect the broker redelivers what was in flight, so an acknowledgement for a message of a
+  previous connection is skipped (its redelivered copy will be acknowledged instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import MqttConfig
+from gateway.metrics import Metrics
+from smartbins import protocol as p
+
+log = logging.getLogger("smartbins.gateway.mqtt")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Which broker delivery a message was: what :meth:`MqttLink.ack` needs."""
+
+    generation: int
+    mid: int
+    qos: int
+
+
+class MqttLink:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        password: str,
+        on_message: Callable[[str, bytes, Delivery], None],
+        metrics: Metrics,
+    ) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self._deliver = on_message
+        self._lock = threading.Lock()
+        self.generation = 0
+        self.connected = False
+        self._stopping = False
+        self.subscribed = threading.Event()
+        self.topic_filter = p.shared_subscription(cfg.group)
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        c.username_pw_set(cfg.username, password)
+        c.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        # Outgoing QoS 1 (acknowledgements, dead letters): many in flight, none dropped.
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        self.client = c
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself after any loss."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        props.ReceiveMaximum = self.cfg.receive_maximum
+        self.client.connect_async(
+            self.cfg.host,
+            self.cfg.port,
+            keepalive=self.cfg.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect cleanly; the session (and what is unacknowledged in it) stays at the
+        broker until its expiry."""
+        self._stopping = True
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    # ----------------------------------------------------------------- callbacks (paho thread)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        rc: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        if rc.is_failure:
+            log.error(
+                "broker %s:%d refused the connection: %s (check mqtt.username and the password "
+                "in mqtt.password_env / mqtt.password_file)",
+                self.cfg.host,
+                self.cfg.port,
+                rc,
+            )
+            return
+        with self._lock:
+            self.generation += 1
+            self.connected = True
+        self.metrics.inc("gateway_mqtt_connects_total")
+        self.metrics.set("gateway_mqtt_connected", 1)
+        if flags.session_present:
+            log.info("connected to %s:%d; session resumed", self.cfg.host, self.cfg.port)
+            self.subscribed.set()
+            return
+        log.info(
+            "connected to %s:%d without a session; subscribing to %s",
+            self.cfg.host,
+            self.cfg.port,
+            self.topic_filter,
+        )
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        rcs: list[ReasonCode],
+        props: Properties | None,
+    ) -> None:
+        if any(rc.is_failure for rc in rcs):
+            log.error(
+                "the broker refused the subscription to %s (%s): is %s a gateway account in "
+                "mosquitto.acl?",
+                self.topic_filter,
+                ", ".join(str(rc) for rc in rcs),
+                self.cfg.username,
+            )
+            return
+        self.metrics.inc("gateway_mqtt_subscribes_total")
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        rc: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        with self._lock:
+            was = self.connected
+            self.connected = False
+            self.generation += 1
+        self.subscribed.clear()
+        self.metrics.set("gateway_mqtt_connected", 0)
+        if was and not self._stopping:
+            log.warning("disconnected from the broker (%s); reconnecting", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            generation = self.generation
+        self._deliver(msg.topic, msg.payload, Delivery(generation, msg.mid, msg.qos))
+
+    # ----------------------------------------------------------------- from the writer thread
+
+    def ack(self, delivery: Delivery) -> bool:
+        """PUBACK a stored message, if it came on the current connection."""
+        if delivery.qos == 0:
+            return True
+        with self._lock:
+            current = self.connected and delivery.generation == self.generation
+            if current:
+                self.client.ack(delivery.mid, delivery.qos)
+        self.metrics.inc(
+            "gateway_broker_acks_total" if current else "gateway_broker_acks_skipped_total"
+        )
+        return current
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1, not retained. Queued by paho while disconnected; a lost one is harmless (the
+        device resends, the gateway stores again and acknowledges again)."""
+        self.client.publish(topic, payload, qos=1)

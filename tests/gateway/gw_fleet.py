@@ -1,0 +1,236 @@
+"""A small seeded stand-in for the simulator's virtual devices, for the gateway's tests.
+
+It follows docs/protocol.md "Device behaviour" where it matters to the gateway: per-device seq
+that never repeats, strictly increasing ``ts``, a buffer that keeps every reading until an
+end-to-end acknowledgement covers it (``stored`` or ``rejected``), a persistent session
+(``clean_session=0``) with a subscription to its ack and config topics when the CONNACK says
+``session present = 0``, one ``reading`` message for one pending reading and ``batch`` messages
+of at most 50 (at most 10 per send round) for more, and a resend of whatever stays unacknowledged
+longer than the resend timeout. It records ground truth (produced, dropped from a full buffer).
+
+Unlike a real device it stays connected between rounds (no deep sleep), so one paho network
+thread per device does the work. The interface the tests use (``Fleet.start``, ``produce``,
+``pump``, ``pending``, ``expected``, ``close``) is what the simulator's fleet should offer
+when it replaces this module (branch ``simulator``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from smartbins import protocol as p
+from smartbins.passwords import PasswordFile
+from smartbins.provisioning import Credentials, ProvisionRequest, provision
+from smartbins.registry import Registry
+
+BASE_TS_MS = 1_764_000_000_000  # 2025-11-24: in the past, so never a future timestamp
+
+
+def provision_fleet(
+    registry_path: str, passwords: PasswordFile, prefix: str, n: int
+) -> list[Credentials]:
+    """Register ``n`` devices ``<prefix>-0000``... each on its own bin, with broker accounts."""
+    reg = Registry(registry_path)
+    try:
+        if not reg.db.execute("SELECT 1 FROM municipalities WHERE id='0101'").fetchone():
+            reg.add_municipality("0101", "Københavns Kommune")
+        with reg.transaction():
+            for i in range(n):
+                reg.add_site(f"{prefix}-s{i}", "0101", 55.68, 12.57, "test")
+                reg.add_bin(f"{prefix}-b{i}", f"{prefix}-s{i}", "residual", 660)
+        return provision(
+            reg,
+            passwords,
+            [ProvisionRequest(f"{prefix}-{i:04d}", f"{prefix}-b{i}") for i in range(n)],
+        )
+    finally:
+        reg.close()
+
+
+@dataclass
+class Pending:
+    reading: p.Reading
+    sent_at: float | None = None  # monotonic time of the last send
+
+
+@dataclass
+class Device:
+    cred: Credentials
+    port: int
+    rng: random.Random
+    resend_timeout_s: float = 3.0
+    capacity: int = 10_000
+    seq: int = 0
+    ts_ms: int = BASE_TS_MS
+    buffer: dict[int, Pending] = field(default_factory=dict)
+    produced: list[int] = field(default_factory=list)
+    dropped_seqs: list[int] = field(default_factory=list)
+    acks: int = 0
+    history: dict[int, p.Reading] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.id = self.cred.username
+        self.lock = threading.Lock()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.id, clean_session=False)
+        c.username_pw_set(self.id, self.cred.password)
+        will_topic, will = p.encode_message(p.Status(self.id, "lost"))
+        c.will_set(will_topic, will, qos=1, retain=True)
+        c.reconnect_delay_set(0.2, 2.0)
+        c.max_inflight_messages_set(100)
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        self.client = c
+
+    def start(self) -> None:
+        self.client.connect_async("127.0.0.1", self.port, keepalive=10)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(
+        self, c: mqtt.Client, u: object, flags: mqtt.ConnectFlags, rc: object, pr: object
+    ) -> None:
+        if not flags.session_present:
+            c.subscribe([(p.topic_for("ack", self.id), 1), (p.topic_for("config", self.id), 1)])
+
+    def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        decoded = p.parse_message(msg.topic, msg.payload)
+        if isinstance(decoded, p.Ack):
+            with self.lock:
+                self.acks += 1
+                for lo, hi in (*decoded.stored, *decoded.rejected):
+                    for s in range(lo, hi + 1):
+                        self.buffer.pop(s, None)
+
+    def measure(self) -> p.Reading:
+        """Take a reading and buffer it before any send (dropping the oldest when full)."""
+        with self.lock:
+            self.ts_ms = max(self.ts_ms + self.rng.randint(60_000, 3_600_000), self.ts_ms + 1)
+            level = self.rng.uniform(0, 100)
+            r = p.Reading(
+                device=self.id,
+                seq=self.seq,
+                boot=1,
+                ts_ms=self.ts_ms,
+                fw="test-1.0",
+                interval_s=3600,
+                distance_mm=int(1000 * (1 - level / 100)),
+                fill_pct=round(level, 1),
+                temp_c=round(self.rng.uniform(-5, 30), 1),
+                battery_mv=self.rng.randint(3300, 4200),
+                rssi_dbm=-self.rng.randint(40, 90),
+                dropped=len(self.dropped_seqs),
+            )
+            self.produced.append(self.seq)
+            self.history[self.seq] = r
+            self.seq += 1
+            if len(self.buffer) >= self.capacity:
+                oldest = min(self.buffer)
+                del self.buffer[oldest]
+                self.dropped_seqs.append(oldest)
+            self.buffer[r.seq] = Pending(r)
+            return r
+
+    def pump(self, now: float | None = None) -> int:
+        """Publish what was never sent or is due for a resend, as the protocol says."""
+        now = time.monotonic() if now is None else now
+        if not self.client.is_connected():
+            return 0
+        with self.lock:
+            due = [
+                pe
+                for _, pe in sorted(self.buffer.items())
+                if pe.sent_at is None or now - pe.sent_at >= self.resend_timeout_s
+            ]
+            if not due:
+                return 0
+            if len(due) == 1:
+                msgs = [p.encode_message(due[0].reading)]
+                sent = due
+            else:
+                sent = due[: p.DEVICE_BATCH_READINGS * 10]
+                msgs = p.encode_batches(self.id, [pe.reading for pe in sent])
+            for pe in sent:
+                pe.sent_at = now
+        for topic, payload in msgs:
+            self.client.publish(topic, payload, qos=1)
+        return len(sent)
+
+    def forget_acks(self) -> None:
+        """Buffer again every reading not dropped, as if their acknowledgements were lost."""
+        with self.lock:
+            dropped = set(self.dropped_seqs)
+            for seq, r in self.history.items():
+                if seq not in dropped:
+                    self.buffer[seq] = Pending(r)
+
+    def pending(self) -> int:
+        with self.lock:
+            return len(self.buffer)
+
+    def expected(self) -> set[int]:
+        """Ground truth: every seq produced and not dropped from a full buffer."""
+        with self.lock:
+            return set(self.produced) - set(self.dropped_seqs)
+
+
+class Fleet:
+    def __init__(self, creds: list[Credentials], port: int, seed: int, **kw: object) -> None:
+        rng = random.Random(seed)
+        self.devices = [
+            Device(c, port, random.Random(rng.getrandbits(64)), **kw)  # type: ignore[arg-type]
+            for c in creds
+        ]
+
+    def start(self) -> None:
+        for d in self.devices:
+            d.start()
+
+    def connected(self) -> bool:
+        return all(d.client.is_connected() for d in self.devices)
+
+    def produce(self, n: int = 1) -> None:
+        for d in self.devices:
+            for _ in range(n):
+                d.measure()
+
+    def pump(self) -> int:
+        return sum(d.pump() for d in self.devices)
+
+    def pending(self) -> int:
+        return sum(d.pending() for d in self.devices)
+
+    def expected(self) -> dict[str, set[int]]:
+        return {d.id: d.expected() for d in self.devices}
+
+    def close(self) -> None:
+        for d in self.devices:
+            d.close()
+
+
+def secret_file(dir: Path, name: str, value: str) -> Path:
+    """A secret in a file of mode 0600 (what read_secret accepts)."""
+    path = dir / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return path
+
+
+def stored_seqs(client: object, devices: list[str]) -> dict[str, list[int]]:
+    """Every stored (device, seq), as lists so that a double would show."""
+    out: dict[str, list[int]] = {d: [] for d in devices}
+    series = client.query(f"SELECT seq FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}")  # type: ignore[attr-defined]
+    for s in series:
+        dev = s["tags"][p.DEVICE_TAG]
+        out.setdefault(dev, []).extend(int(v[1]) for v in s["values"])
+    return out
