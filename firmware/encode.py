@@ -9,12 +9,31 @@ SCHEMA_VERSION = const(1)
 BATCH_READINGS = const(50)  # readings per batch message (docs/protocol.md "Batch sizes")
 # The wire keys of a reading, in the order of the protocol's table.
 READING_KEYS = (
-    "seq", "boot", "ts", "mm", "fill", "temp", "tilt", "bat", "rssi",
-    "dropped", "interval", "cal", "fw", "flags", "err",
+    "seq",
+    "boot",
+    "ts",
+    "mm",
+    "fill",
+    "temp",
+    "tilt",
+    "bat",
+    "rssi",
+    "dropped",
+    "interval",
+    "cal",
+    "fw",
+    "flags",
+    "err",
 )
 CONFIG_INTS = (
-    "server_ts", "cal", "empty_mm", "full_mm", "interval", "interval_near_full",
-    "interval_low_battery", "low_battery",
+    "server_ts",
+    "cal",
+    "empty_mm",
+    "full_mm",
+    "interval",
+    "interval_near_full",
+    "interval_low_battery",
+    "low_battery",
 )
 CONFIG_FLOATS = ("near_full", "fire_temp", "fire_rise", "tilt")
 

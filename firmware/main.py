@@ -155,9 +155,14 @@ class Wake:
         self.rb.save_state()
         hw.rtcmem_save(self.mem)
         log_info("reading", seq, "flags", rec["flags"])
+        self.mem["net"] = "started"
         try:
             self.network()
-        except (OSError, MQTTError) as e:
+        except MQTTError as e:
+            self.mem["net"] = "mqtt %d" % e.code
+            log_warn("network:", e)
+        except OSError as e:
+            self.mem["net"] = "os " + str(e)
             log_warn("network:", e)
         self.rb.save_state()
         hw.rtcmem_save(self.mem)
@@ -168,6 +173,7 @@ class Wake:
         wifi = self.s.get("wifi", {})
         rssi = hw.wifi_connect(wifi.get("ssid"), wifi.get("password"), WIFI_BUDGET_MS)
         if rssi is None:
+            self.mem["net"] = "no wifi"
             log_warn("no Wi-Fi within", WIFI_BUDGET_MS, "ms; sleeping")
             return
         self.mem["rssi"] = rssi
@@ -208,6 +214,7 @@ class Wake:
                 if c.publish(topic, payload, PUBACK_MS, retain=True):
                     self.mem["online"] = self.boot
             c.disconnect()
+            self.mem["net"] = "ok"
         finally:
             c.close()
             hw.wifi_off()

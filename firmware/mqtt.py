@@ -181,9 +181,7 @@ class MQTTClient:
         self.poller = select.poll()
         self.poller.register(self.sock, select.POLLIN)
         self._send(
-            connect_packet(
-                self.client_id, self.user, self.password, self.keepalive, clean, will
-            )
+            connect_packet(self.client_id, self.user, self.password, self.keepalive, clean, will)
         )
         got = self._read_packet(deadline)
         if got is None:

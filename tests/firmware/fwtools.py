@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,10 @@ class FakeDevice:
     def state(self) -> dict[str, Any]:
         return json.loads((self.dir / "state.json").read_text())
 
+    def true_now(self) -> int:
+        """The fake world's true UTC time [ms] (at the start of the current or last wake)."""
+        return int(self.world()["utc_ms"])
+
     def power_cut(self) -> None:
         """The next start is a power-on: RTC counter and RTC memory (the clock) are lost."""
         w = self.world()
@@ -171,13 +176,19 @@ class Acknowledger:
         self.statuses: list[p.Status] = []
         self.errors: list[str] = []
         self.acking = True
+        #: The server's clock for ``server_ts``. Tests set it to the fake world's true time,
+        #: which runs an interval per wake; the device sets its clock from acknowledgements.
+        self.now: Callable[[], int] = now_ms
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id="fw-test-acker", clean_session=True
         )
         self.client.username_pw_set(creds.username, creds.password)
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, props: c.subscribe(
             p.shared_subscription(), qos=1
         )
+        self.client.on_subscribe = lambda c, u, mid, rcs, props: self.subscribed.set()
+        self.client.on_disconnect = lambda c, u, f, rc, props: self.subscribed.clear()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.05, 0.2)
         self.client.connect("127.0.0.1", port)
@@ -206,8 +217,22 @@ class Acknowledger:
             acking = self.acking
         if acking and readings:
             dev = readings[0].device  # type: ignore[union-attr]
-            ack = p.Ack(dev, now_ms(), p.ranges_from_seqs(r.seq for r in readings))  # type: ignore[union-attr]
+            ack = p.Ack(dev, self.now(), p.ranges_from_seqs(r.seq for r in readings))  # type: ignore[union-attr]
             client.publish(*p.encode_message(ack), qos=1)
+
+    def wait_ready(self, timeout: float = 10) -> None:
+        """Until connected and subscribed (after a broker restart: resubscribed)."""
+        from smartbins.servers import wait_until
+
+        wait_until(
+            lambda: self.subscribed.is_set() and self.client.is_connected(),
+            timeout,
+            message="acknowledger subscribed",
+        )
+
+    def timestamps(self, device: str) -> dict[int, set[int]]:
+        with self.lock:
+            return {s: set(ts) for (d, s), ts in self.stored.items() if d == device}
 
     def seqs(self, device: str) -> list[int]:
         with self.lock:
@@ -216,3 +241,80 @@ class Acknowledger:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class Fleet:
+    """A broker of our own (tests here stop and restart it), a registry with bins, and devices
+    provisioned through the real `smartbins provision` command."""
+
+    def __init__(self, workdir: Path) -> None:
+        from smartbins.provisioning import GATEWAY_ACCOUNT, ensure_service_accounts
+        from smartbins.registry import Registry
+        from smartbins.servers import Mosquitto
+
+        self.workdir = workdir
+        self.server = Mosquitto(workdir / "mosquitto")
+        creds = ensure_service_accounts(self.server.passwords, workdir / "secrets")
+        self.gateway = creds[GATEWAY_ACCOUNT]
+        self.service = creds["smartbins.service"]
+        self.registry_path = workdir / "registry.sqlite"
+        self.pid_file = workdir / "mosquitto.pid"
+        self.configs = workdir / "configs"
+        with Registry(self.registry_path) as reg:
+            reg.add_municipality("0101", "Københavns Kommune")
+            reg.add_site("site-0", "0101", 55.68, 12.58, "Kongens Nytorv")
+            for i in range(40):
+                reg.add_bin(f"bin-{i}", "site-0", "residual", 240)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        self.server.start()
+        assert self.server.proc is not None
+        self.pid_file.write_text(f"{self.server.proc.pid}\n")
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def cli_args(self) -> list[str]:
+        return [
+            "--registry",
+            str(self.registry_path),
+            "--password-file",
+            str(self.server.passwd_path),
+            "--broker-pid-file",
+            str(self.pid_file),
+        ]
+
+    def cli(self, *argv: str) -> int:
+        """Run a `smartbins` command in-process and wait until the broker has reloaded."""
+        from smartbins import cli
+        from smartbins.servers import wait_until
+
+        before = self.server._reloads()
+        rc = cli.main(list(argv))
+        if rc == 0 and argv[0] in ("provision", "device") and self.server.running:
+            wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
+        return rc
+
+    def provision(self, device_id: str, bin_id: str, into: FakeDevice) -> dict[str, Any]:
+        rc = self.cli(
+            "provision",
+            device_id,
+            "--bin",
+            bin_id,
+            *self.cli_args(),
+            "--out",
+            str(self.configs),
+            "--broker-host",
+            "127.0.0.1",
+            "--broker-port",
+            str(self.port),
+        )
+        assert rc == 0
+        src = self.configs / device_id / "config.json"
+        settings = json.loads(src.read_text())
+        into.configure(settings)
+        return settings

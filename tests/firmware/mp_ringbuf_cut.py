@@ -20,8 +20,17 @@ def fresh():
 
 
 def rec(i):
-    return {"boot": 1, "ts": 1764000000000 + i * 1000, "mm": 800 + i, "fill": 25.0,
-            "interval": 3600, "cal": 1, "fw": "1.0.0", "flags": 0, "rtc": i}
+    return {
+        "boot": 1,
+        "ts": 1764000000000 + i * 1000,
+        "mm": 800 + i,
+        "fill": 25.0,
+        "interval": 3600,
+        "cal": 1,
+        "fw": "1.0.0",
+        "flags": 0,
+        "rtc": i,
+    }
 
 
 # Ten readings into eight slots: the ring has wrapped, so the cut write overwrites an older
@@ -47,8 +56,17 @@ for cut in list(range(length + 1)) + [-1]:
     pending = after.pending()
     readable = {s: after.read(s) for s in pending}
     seq = after.append(rec(11))
-    print(json.dumps({
-        "cut": cut, "length": length, "outcome": outcome, "pending": pending,
-        "torn": after.torn, "next": seq, "mm": [readable[s]["mm"] for s in sorted(readable)],
-        "dropped": after.state["dropped"],
-    }))
+    print(
+        json.dumps(
+            {
+                "cut": cut,
+                "length": length,
+                "outcome": outcome,
+                "pending": pending,
+                "torn": after.torn,
+                "next": seq,
+                "mm": [readable[s]["mm"] for s in sorted(readable)],
+                "dropped": after.state["dropped"],
+            }
+        )
+    )

@@ -69,8 +69,16 @@ def test_firmware_readings_decode_to_the_same_reading(data: st.DataObject) -> No
 
 
 def test_firmware_status_and_will_decode() -> None:
-    online = {"state": "online", "ts": 1764000000000, "boot": 3, "fw": "1.0.0", "bat": 3700,
-              "rssi": -70, "dropped": 0, "buffered": 5}
+    online = {
+        "state": "online",
+        "ts": 1764000000000,
+        "boot": 3,
+        "fw": "1.0.0",
+        "bat": 3700,
+        "rssi": -70,
+        "dropped": 0,
+        "buffered": 5,
+    }
     a, b = run_codec(
         [
             {"op": "status", "dev": "kbh-1", "fields": online},
@@ -103,7 +111,11 @@ def test_firmware_decodes_acks_and_configs(
         else:
             assert a["kind"] == "config"
             assert (f["cal"], f["empty_mm"], f["full_mm"], f["interval"]) == (
-                m.cal, m.empty_mm, m.full_mm, m.interval_s)
+                m.cal,
+                m.empty_mm,
+                m.full_mm,
+                m.interval_s,
+            )
             assert math.isclose(f["near_full"], m.near_full_pct, rel_tol=1e-9, abs_tol=1e-9)
 
 
@@ -112,10 +124,18 @@ def test_firmware_ignores_foreign_or_malformed_messages() -> None:
         [
             {"op": "decode", "dev": "a", "topic": "sb/down/b/ack", "payload": "{}"},
             {"op": "decode", "dev": "a", "topic": "sb/down/a/ack", "payload": "{not json"},
-            {"op": "decode", "dev": "a", "topic": "sb/down/a/ack",
-             "payload": '{"v":1,"dev":"a","server_ts":1,"stored":[[3,1]],"rejected":[]}'},
-            {"op": "decode", "dev": "a", "topic": "sb/down/a/config",
-             "payload": '{"v":2,"dev":"a"}'},
+            {
+                "op": "decode",
+                "dev": "a",
+                "topic": "sb/down/a/ack",
+                "payload": '{"v":1,"dev":"a","server_ts":1,"stored":[[3,1]],"rejected":[]}',
+            },
+            {
+                "op": "decode",
+                "dev": "a",
+                "topic": "sb/down/a/config",
+                "payload": '{"v":2,"dev":"a"}',
+            },
         ]
     )
     assert all("error" in a for a in answers), answers

@@ -28,8 +28,12 @@ def one_reading(dev: FakeDevice, **scenario: object) -> dict:
 @pytest.fixture
 def calibrated(fake_device: FakeDevice) -> FakeDevice:
     fake_device.configure(
-        {"device": "fw-test-0001", "password": "unused", "broker": {"host": "127.0.0.1", "port": 9},
-         "calibration": CAL}
+        {
+            "device": "fw-test-0001",
+            "password": "unused",
+            "broker": {"host": "127.0.0.1", "port": 9},
+            "calibration": CAL,
+        }
     )
     return fake_device
 
@@ -70,15 +74,19 @@ def test_spikes_and_timeouts_do_not_move_the_level(calibrated: FakeDevice) -> No
 
 
 def test_too_many_timeouts_give_an_error_never_a_level(calibrated: FakeDevice) -> None:
-    r = one_reading(calibrated, pings=["timeout", "timeout", "ok", "timeout", "ok", "timeout",
-                                       "timeout"])
+    r = one_reading(
+        calibrated, pings=["timeout", "timeout", "ok", "timeout", "ok", "timeout", "timeout"]
+    )
     assert r.get("mm") is None and r.get("fill") is None
     assert r["flags"] & p.Flag.SENSOR_ERROR
     assert r["err"] == [int(p.SensorError.ECHO_TIMEOUT)]
     # ... and the protocol accepts it as a valid reading (with the clock set by a later wake).
     wire = {k: v for k, v in r.items() if k != "rtc" and v is not None and v != []}
-    p.Reading(device="fw-test-0001", ts_ms=1764000000000,
-              **{s.attr: wire.get(s.key) for s in p.READING_FIELDS if s.key in wire})
+    p.Reading(
+        device="fw-test-0001",
+        ts_ms=1764000000000,
+        **{s.attr: wire.get(s.key) for s in p.READING_FIELDS if s.key in wire},
+    )
 
 
 def test_disagreeing_pings_give_unstable(calibrated: FakeDevice) -> None:
@@ -113,9 +121,14 @@ def test_pure_functions_under_micropython() -> None:
         {"fn": "fill_pct", "args": [1150, 2000, 300]},
         {"fn": "tilt_deg", "args": [0.0, 0.0, -1.0]},
     ]
-    out = [json.loads(x) for x in mp_run(FIRMWARE.parent / "tests/firmware/mp_measure.py",
-                                          "".join(json.dumps(r) + "\n" for r in reqs)).split("\n")
-           if x]
+    out = [
+        json.loads(x)
+        for x in mp_run(
+            FIRMWARE.parent / "tests/firmware/mp_measure.py",
+            "".join(json.dumps(r) + "\n" for r in reqs),
+        ).split("\n")
+        if x
+    ]
     assert out[0] == pytest.approx(331.3)
     assert out[1] == [800.5, 0]  # the 300 mm spike is rejected
     assert out[2] == [None, int(p.SensorError.ECHO_TIMEOUT)]

@@ -16,8 +16,14 @@ CUT = FIRMWARE.parent / "tests/firmware/mp_ringbuf_cut.py"
 
 def test_write_cut_at_every_byte_offset_recovers(tmp_path: Path) -> None:
     env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
-    out = subprocess.run([micropython(), str(CUT), str(tmp_path)], capture_output=True,
-                         text=True, env=env, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [micropython(), str(CUT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
     results = [json.loads(x) for x in out.splitlines()]
     *cuts, control = results
     length = cuts[0]["length"]
@@ -37,8 +43,14 @@ def test_write_cut_at_every_byte_offset_recovers(tmp_path: Path) -> None:
 
 
 def test_full_buffer_drops_oldest_and_counts_it(fake_device: FakeDevice) -> None:
-    fake_device.configure({"device": "fw-test-0001", "password": "unused",
-                           "broker": {"host": "127.0.0.1", "port": 9}, "slots": 4})
+    fake_device.configure(
+        {
+            "device": "fw-test-0001",
+            "password": "unused",
+            "broker": {"host": "127.0.0.1", "port": 9},
+            "slots": 4,
+        }
+    )
     fake_device.scenario(wifi=False)
     fake_device.run(6)
     recs = fake_device.records()
