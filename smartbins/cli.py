@@ -15,7 +15,11 @@ import sys
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS: tuple[str, ...] = ("smartbins.demo", "gateway.cli")
+COMMANDS: tuple[str, ...] = (
+    "smartbins.demo",
+    "smartbins.devicecli",
+    "gateway.cli",
+)
 
 
 CommandError = SmartbinsError

@@ -1,0 +1,229 @@
+# smartbins firmware: fake hardware for the Unix port, driven by a scenario file
+# Apache-2.0; part of smartbins. Usage: micropython main.py WORLD_DIR [WAKES]
+
+import json
+import math
+import os
+import sys
+import time
+
+from ringbuf import FileFlash, PowerCut
+
+# A world directory holds the device's files (config.json, buffer.bin, state.json) and:
+#   scenario.json  what the sensors see and what the network does (read at every wake)
+#   world.json     the true UTC time, the RTC counter, RTC memory, asleep or not
+#   wakes.jsonl    one line per wake: awake time on the injected clock, sleep time, errors
+# A process killed mid-wake (SIGKILL) leaves world.json "awake": the next start is a power-on,
+# which clears the RTC counter and RTC memory as a power cut does on the ESP32.
+SCENARIO_DEFAULTS = {
+    "utc_ms": 1764000000000,  # true time at the first power-on
+    "distance_mm": 800.0,  # true one-way distance from sensor to the surface
+    "temp_c": 10.0,  # true air temperature
+    "temp_fail": False,
+    "tilt_deg": 2.0,
+    "accel_fail": False,
+    "bat_mv": 3900,
+    "pings": ["ok"],  # per-ping pattern, cycled: ok | spike | timeout
+    "wifi": True,
+    "wifi_ms": 1200,  # time Wi-Fi takes to associate and get an address
+    "ntp": True,
+    "power_off_ms": 600000,  # time without power at a power cut
+    "cut_at": None,  # cut the next slot write after this many bytes (then "reboot")
+    "min_range_mm": 250,
+}
+
+
+def exact_sound_speed(temp_c: float) -> float:
+    """The speed of sound in dry air [m/s] from the ideal-gas law, the fake's ground truth."""
+    return 331.3 * math.sqrt(1 + temp_c / 273.15)
+
+
+class CutFlash(FileFlash):
+    """Flash whose next write of a whole slot stops after ``cut_at`` bytes (a power cut)."""
+
+    def __init__(self, path: str, size: int, cut_at: int) -> None:
+        super().__init__(path, size)
+        self.cut_at = cut_at
+
+    def write(self, offset: int, data: bytes) -> None:
+        if self.cut_at is not None and len(data) > 1:
+            cut = self.cut_at
+            self.cut_at = None
+            super().write(offset, data[:cut])
+            raise PowerCut("write cut after %d of %d bytes" % (cut, len(data)))
+        super().write(offset, data)
+
+
+class FakeHardware:
+    """The hardware layer's Unix twin. Time is injected: ``ticks_ms`` is the real time spent
+    plus the simulated time of sensors, radio and waits, so budgets are tested fast."""
+
+    min_range_mm = 250
+
+    def __init__(self, argv) -> None:
+        self.dir = argv[0]
+        self.wakes = int(argv[1]) if len(argv) > 1 else 1
+        self.world = self._load("world.json", None)
+        self._begin()
+
+    # ---------------------------------------------------------------- world files
+
+    def path(self, name: str) -> str:
+        return self.dir + "/" + name
+
+    def _load(self, name: str, default):
+        try:
+            with open(self.path(name)) as f:
+                return json.load(f)
+        except OSError:
+            return default
+
+    def _save_world(self) -> None:
+        tmp = self.path("world.json.tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(self.world))
+        os.rename(tmp, self.path("world.json"))
+
+    def _begin(self) -> None:
+        sc = dict(SCENARIO_DEFAULTS)
+        sc.update(self._load("scenario.json", {}))
+        self.sc = sc
+        self.min_range_mm = sc["min_range_mm"]
+        w = self.world
+        if w is None:
+            w = {"utc_ms": sc["utc_ms"], "rtc_ms": 0, "asleep": False, "rtcmem": {}}
+            self.from_sleep = False
+        else:
+            self.from_sleep = bool(w.get("asleep"))
+            if not self.from_sleep:  # killed mid-wake, or told to: a power cut
+                w["utc_ms"] += sc["power_off_ms"]
+                w["rtc_ms"] = 0
+                w["rtcmem"] = {}
+        w["asleep"] = False
+        self.world = w
+        self._save_world()
+        self.sim_ms = 0
+        self.t_real0 = time.ticks_ms()
+        self.ping_i = 0
+        self.errors = []
+
+    def wakes_left(self) -> bool:
+        return self.wakes > 0
+
+    # ---------------------------------------------------------------- clock
+
+    def ticks_ms(self) -> int:
+        return self.sim_ms + time.ticks_diff(time.ticks_ms(), self.t_real0)
+
+    def ticks_diff(self, a: int, b: int) -> int:
+        return a - b
+
+    def advance(self, ms: int) -> None:
+        self.sim_ms += ms
+
+    def wait_readable(self, poller, ms: int) -> bool:
+        """Real poll for a short while; if nothing came, the rest of ``ms`` passes in
+        simulated time (a silent broker costs its full budget on the injected clock)."""
+        t = time.ticks_ms()
+        if poller.poll(min(ms, 10)):
+            return True
+        self.sim_ms += max(0, ms - time.ticks_diff(time.ticks_ms(), t))
+        return False
+
+    def woke_from_sleep(self) -> bool:
+        return self.from_sleep
+
+    def rtc_ms(self) -> int:
+        return self.world["rtc_ms"] + self.ticks_ms()
+
+    def true_utc_ms(self) -> int:
+        return self.world["utc_ms"] + self.ticks_ms()
+
+    def rtcmem_load(self) -> dict:
+        return dict(self.world.get("rtcmem", {}))
+
+    def rtcmem_save(self, mem: dict) -> None:
+        self.world["rtcmem"] = dict(mem)
+        self._save_world()
+
+    def deep_sleep(self, ms: int) -> None:
+        awake = self.ticks_ms()
+        w = self.world
+        w["utc_ms"] += awake + ms
+        w["rtc_ms"] += awake + ms
+        w["asleep"] = True
+        line = {"awake_ms": awake, "sleep_ms": ms, "errors": self.errors}
+        with open(self.path("wakes.jsonl"), "a") as f:
+            f.write(json.dumps(line) + "\n")
+        self._save_world()
+        self.wakes -= 1
+        if self.wakes > 0:
+            self.world = self._load("world.json", None)
+            self._begin()
+
+    def record_error(self, e) -> None:
+        self.errors.append(repr(e))
+
+    # ---------------------------------------------------------------- storage
+
+    def flash(self, path: str, size: int):
+        cut = self.sc.get("cut_at")
+        if cut is None:
+            return FileFlash(path, size)
+        return CutFlash(path, size, cut)
+
+    # ---------------------------------------------------------------- sensors
+
+    def ping_us(self):
+        """Echo time [µs] of one ping, from the exact speed of sound; None on a timeout."""
+        pattern = self.sc["pings"]
+        kind = pattern[self.ping_i % len(pattern)]
+        self.ping_i += 1
+        if kind == "timeout":
+            self.advance(38)  # the JSN-SR04T's echo line falls after about 38 ms
+            return None
+        d = self.sc["distance_mm"]
+        if kind == "spike":
+            d = d * 0.37  # a falling bag, a hand, an echo off the rim
+        c = exact_sound_speed(self.sc["temp_c"])
+        self.advance(60)  # ping cycle of the sensor
+        return int(2 * d / 1000 / c * 1e6 + 0.5)
+
+    def temp_c(self):
+        self.advance(2)
+        if self.sc["temp_fail"]:
+            return None
+        return self.sc["temp_c"]
+
+    def accel(self):
+        self.advance(2)
+        if self.sc["accel_fail"]:
+            return None
+        a = math.radians(self.sc["tilt_deg"])
+        return (math.sin(a), 0.0, math.cos(a))
+
+    def battery_mv(self):
+        return self.sc["bat_mv"]
+
+    # ---------------------------------------------------------------- radio
+
+    def wifi_connect(self, ssid, password, budget_ms: int):
+        if not self.sc["wifi"] or self.sc["wifi_ms"] > budget_ms:
+            self.advance(budget_ms)
+            return None
+        self.advance(self.sc["wifi_ms"])
+        return -67
+
+    def wifi_off(self) -> None:
+        pass
+
+    def ntp_ms(self, host, budget_ms: int):
+        if not self.sc["ntp"]:
+            self.advance(budget_ms)
+            return None
+        self.advance(40)
+        return self.true_utc_ms()
+
+
+if __name__ == "__main__":
+    print("run main.py, not this module", file=sys.stderr)

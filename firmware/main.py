@@ -1,0 +1,310 @@
+# smartbins firmware: the wake cycle (measure, buffer, connect, backfill, sleep)
+# Apache-2.0; part of smartbins. Follows docs/protocol.md "Device behaviour" step by step.
+
+import json
+import sys
+
+import encode
+import measure
+from log import log_error, log_info, log_warn
+from micropython import const
+from mqtt import MQTTClient, MQTTError
+from ringbuf import SLOT_SIZE, RingBuffer
+
+FW_VERSION = "1.0.0"
+WIFI_BUDGET_MS = const(8000)  # docs/protocol.md step 3: never wait longer for Wi-Fi
+NTP_BUDGET_MS = const(1000)
+CONNECT_BUDGET_MS = const(5000)  # TCP connect + CONNACK
+PUBACK_MS = const(5000)  # per PUBLISH
+SYNC_MS = const(2000)  # queued acknowledgements and the retained config after connecting
+ACK_WAIT_MS = const(2000)  # end-to-end acknowledgement of what was just sent
+SESSION_BUDGET_MS = const(20000)  # no new publish starts after this much of the MQTT phase
+MAX_BATCHES = const(10)
+RESEND_MIN_S = const(60)
+
+#: Config defaults until the retained config (docs/protocol.md "Config") has been received.
+DEFAULTS = {
+    "cal": 0,
+    "empty_mm": 1000,
+    "full_mm": 200,
+    "interval": 3600,
+    "interval_near_full": 900,
+    "interval_low_battery": 14400,
+    "near_full": 80.0,
+    "low_battery": 3300,
+    "fire_temp": 70.0,
+    "fire_rise": 20.0,
+    "tilt": 45.0,
+}
+
+
+def load_settings(path: str) -> dict:
+    """The device's config.json (written by `smartbins provision`): identity, secrets, broker,
+    Wi-Fi, first calibration. Raises OSError/ValueError when missing or unreadable."""
+    with open(path) as f:
+        s = json.load(f)
+    for key in ("device", "password", "broker"):
+        if key not in s:
+            raise ValueError("config.json: " + key + " is missing")
+    return s
+
+
+class Wake:
+    """One wake of the device: everything it knows comes from flash, RTC memory and config."""
+
+    def __init__(self, hw, settings: dict) -> None:
+        self.hw = hw
+        self.s = settings
+        self.dev = settings["device"]
+        slots = settings.get("slots", 512)
+        self.rb = RingBuffer(
+            hw.flash(hw.path("buffer.bin"), slots * SLOT_SIZE), slots, hw.path("state.json")
+        )
+        self.st = self.rb.state
+        self.mem = hw.rtcmem_load()
+        if not hw.woke_from_sleep():
+            self.st["boot"] = self.st.get("boot", 0) + 1
+            self.mem = {}
+        self.boot = self.st["boot"]
+        cfg = dict(DEFAULTS)
+        cfg.update(settings.get("calibration", {}))
+        cfg.update(self.st.get("cfg", {}))
+        self.cfg = cfg
+        self.published = False  # an ack's server_ts is current only after this wake published
+        self.sent = []
+        self.rssi = None
+
+    # ---------------------------------------------------------------- clock
+
+    def utc(self):
+        off = self.mem.get("off")
+        return None if off is None else self.hw.rtc_ms() + off
+
+    def learn(self, server_ts: int, current: bool) -> None:
+        """Set the clock from a current server time, or raise it to a lower bound."""
+        rtc = self.hw.rtc_ms()
+        off = self.mem.get("off")
+        if current or (off is not None and rtc + off < server_ts):
+            self.mem["off"] = server_ts - rtc
+
+    def next_ts(self, t: int) -> int:
+        """Timestamps strictly increase per device: max(clock, previous + 1 ms)."""
+        ts = max(t, self.st.get("last_ts", 0) + 1)
+        self.st["last_ts"] = ts
+        return ts
+
+    def convert_estimated(self) -> int:
+        """Give readings taken before the clock was known their UTC time, once, and keep it in
+        the buffer's state so a resend carries the same timestamp."""
+        now = self.utc()
+        if now is None:
+            return 0
+        rtc_now = self.hw.rtc_ms()
+        groups = {}  # boot -> [(seq, rec)]
+        for seq in self.rb.pending():
+            rec = self.rb.read(seq)
+            if rec.get("ts") is None:
+                groups.setdefault(rec["boot"], []).append((seq, rec))
+        if not groups:
+            return 0
+        est = {}
+        anchor = now
+        for boot in sorted(groups, reverse=True):
+            items = groups[boot]
+            if boot == self.boot:
+                for seq, rec in items:
+                    est[seq] = now - (rtc_now - rec["rtc"])
+            else:
+                # An earlier boot never learned the time: one interval apart, ending one
+                # interval before the first reading of the boot that followed.
+                n = len(items)
+                for i, (seq, rec) in enumerate(items):
+                    est[seq] = anchor - (n - i) * rec["interval"] * 1000
+            anchor = min(est[s] for s, _ in items)
+        for seq in sorted(est):
+            self.rb.set_ts(seq, self.next_ts(est[seq]))
+        self.rb.save_state()
+        log_info("converted", len(est), "readings to UTC")
+        return len(est)
+
+    # ---------------------------------------------------------------- the cycle
+
+    def run(self) -> int:
+        """One wake; returns the sleep time [ms] until the next."""
+        hw = self.hw
+        cfg = self.cfg
+        m = measure.measure(hw, cfg, self.mem.get("last_temp"))
+        interval = measure.choose_interval(cfg, m)
+        rec = {
+            "boot": self.boot,
+            "interval": interval,
+            "cal": cfg.get("cal", 0),
+            "fw": FW_VERSION,
+            "rssi": self.mem.get("rssi"),
+            "rtc": hw.rtc_ms(),
+        }
+        rec.update(m)
+        now = self.utc()
+        if now is None:
+            rec["flags"] |= measure.TIME_ESTIMATED
+        else:
+            rec["ts"] = self.next_ts(now)
+        # Step 2: into flash before any send is tried.
+        seq = self.rb.append(rec)
+        self.mem["last_temp"] = m["temp"]
+        self.rb.save_state()
+        hw.rtcmem_save(self.mem)
+        log_info("reading", seq, "flags", rec["flags"])
+        self.mem["net"] = "started"
+        try:
+            self.network()
+        except MQTTError as e:
+            self.mem["net"] = "mqtt %d" % e.code
+            log_warn("network:", e)
+        except OSError as e:
+            self.mem["net"] = "os " + str(e)
+            log_warn("network:", e)
+        self.rb.save_state()
+        hw.rtcmem_save(self.mem)
+        return interval * 1000
+
+    def network(self) -> None:
+        hw = self.hw
+        wifi = self.s.get("wifi", {})
+        rssi = hw.wifi_connect(wifi.get("ssid"), wifi.get("password"), WIFI_BUDGET_MS)
+        if rssi is None:
+            self.mem["net"] = "no wifi"
+            log_warn("no Wi-Fi within", WIFI_BUDGET_MS, "ms; sleeping")
+            return
+        self.mem["rssi"] = rssi
+        self.rssi = rssi
+        if self.mem.get("off") is None:
+            t = hw.ntp_ms(self.s.get("ntp"), NTP_BUDGET_MS)
+            if t is not None:
+                self.mem["off"] = t - hw.rtc_ms()
+        b = self.s["broker"]
+        c = MQTTClient(hw, self.dev, b["host"], b["port"], self.dev, self.s["password"], 60)
+        c.on_message = self.on_message
+        t0 = hw.ticks_ms()
+        try:
+            present = c.connect(False, CONNECT_BUDGET_MS, encode.will(self.dev))
+            if not present and not c.subscribe(
+                (encode.topic("config", self.dev), encode.topic("ack", self.dev)), SYNC_MS
+            ):
+                raise MQTTError("no SUBACK", -1)
+            c.sync(SYNC_MS)
+            self.convert_estimated()
+            for _ in range(2):  # a second pass if the first one's ack taught us the time
+                if not self.publish_due(c, t0):
+                    break
+                self.convert_estimated()
+            if self.mem.get("online") != self.boot:
+                now = self.utc()
+                st = {
+                    "state": "online",
+                    "ts": now,
+                    "boot": self.boot,
+                    "fw": FW_VERSION,
+                    "bat": hw.battery_mv(),
+                    "rssi": rssi,
+                    "dropped": self.st.get("dropped", 0),
+                    "buffered": len(self.rb.live),
+                }
+                topic, payload = encode.status(self.dev, st)
+                if c.publish(topic, payload, PUBACK_MS, retain=True):
+                    self.mem["online"] = self.boot
+            c.disconnect()
+            self.mem["net"] = "ok"
+        finally:
+            c.close()
+            hw.wifi_off()
+
+    def publish_due(self, c, t0: int) -> bool:
+        """Publish what is due, oldest first; wait briefly for its acknowledgement. Returns
+        True if anything was published."""
+        hw = self.hw
+        rb = self.rb
+        resend_ms = max(RESEND_MIN_S, self.cfg["interval"] // 2) * 1000
+        recs = []
+        for seq in rb.due(self.boot, hw.rtc_ms(), resend_ms):
+            rec = rb.read(seq)
+            if rec.get("ts") is not None:  # still without a clock: kept until it has one
+                recs.append(rec)
+            if len(recs) >= MAX_BATCHES * encode.BATCH_READINGS:
+                break
+        if not recs:
+            return False
+        if len(recs) == 1:
+            msgs = [(recs, encode.reading(self.dev, recs[0]))]
+        else:
+            n = encode.BATCH_READINGS
+            msgs = [
+                (recs[i : i + n], encode.batch(self.dev, recs[i : i + n]))
+                for i in range(0, len(recs), n)
+            ]
+        sent = []
+        for group, (topic, payload) in msgs:
+            if hw.ticks_diff(hw.ticks_ms(), t0) > SESSION_BUDGET_MS:
+                log_warn("session budget spent; the rest goes at the next wake")
+                break
+            self.published = True
+            if not c.publish(topic, payload, PUBACK_MS):
+                raise MQTTError("no PUBACK within %d ms" % PUBACK_MS, -1)
+            seqs = [r["seq"] for r in group]
+            rb.mark_sent(seqs, self.boot, hw.rtc_ms())
+            sent.extend(seqs)
+        rb.save_state()
+        live = rb.live
+        c.wait(lambda: not any(s in live for s in sent), ACK_WAIT_MS)
+        return bool(sent)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            kind, f = encode.decode(self.dev, topic, payload)
+        except ValueError as e:
+            log_warn("ignored message:", e)
+            return
+        if kind == "ack":
+            self.rb.handle(f["stored"])
+            self.rb.handle(f["rejected"])
+            self.learn(f["server_ts"], self.published)
+        else:
+            self.learn(f["server_ts"], False)
+            applied = dict(f)
+            del applied["server_ts"]
+            self.st["cfg"] = applied  # used from the next reading on
+
+
+def start(hw) -> None:
+    """Run one wake and go to sleep, whatever happens: a bug must not keep the node awake."""
+    sleep_ms = DEFAULTS["interval"] * 1000
+    try:
+        settings = load_settings(hw.path("config.json"))
+        sleep_ms = Wake(hw, settings).run()
+    except Exception as e:
+        log_error("wake failed:", repr(e))
+        sys.print_exception(e)
+        hw.record_error(e)
+    hw.deep_sleep(sleep_ms)
+
+
+def _main() -> None:
+    if sys.platform == "linux":
+        from hw_fake import FakeHardware
+        from ringbuf import PowerCut
+
+        hw = FakeHardware(sys.argv[1:])
+        try:
+            while hw.wakes_left():
+                start(hw)
+        except PowerCut as e:
+            log_error("power cut:", e)
+            sys.exit(3)
+    else:
+        from hw_esp32 import Hardware
+
+        start(Hardware())
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,216 @@
+# smartbins firmware: flash ring buffer of readings, torn-record detection, seq/boot persistence
+# Apache-2.0; part of smartbins. Every reading is written here before any send is tried.
+
+import json
+import os
+import struct
+from binascii import crc32
+
+from log import log_warn
+from micropython import const
+
+# A slot holds one reading: [mark][len u16][JSON payload][crc32 u32 of payload], rest unused.
+# A reading goes to slot seq % slots in three writes: mark WRITING, the rest, mark LIVE. A
+# power cut anywhere in between leaves WRITING (a torn record: skipped), never a record that
+# looks whole. A reading whose end-to-end acknowledgement arrived is marked DONE by rewriting
+# the one mark byte (a one-byte write is all or nothing); the CRC does not cover the mark, so
+# a DONE record's seq stays readable and the sequence number survives even when every reading
+# has been acknowledged.
+LIVE = const(0xB5)
+DONE = const(0xB4)
+WRITING = const(0xB6)
+_HEAD = const(3)
+_TAIL = const(4)
+SLOT_SIZE = const(384)
+
+
+class PowerCut(BaseException):
+    """Raised by test flashes that stop a write part-way, as a power cut would: a
+    BaseException, so that nothing on the way up mistakes it for an error it may handle."""
+
+
+class FileFlash:
+    """A region of flash as a file (LittleFS on the ESP32, a plain file on Unix)."""
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.size = size
+        try:
+            have = os.stat(path)[6]
+        except OSError:
+            have = 0
+        if have < size:
+            with open(path, "ab") as f:
+                f.write(b"\xff" * (size - have))
+
+    def read(self, offset: int, n: int) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def write(self, offset: int, data: bytes) -> None:
+        with open(self.path, "r+b") as f:
+            f.seek(offset)
+            f.write(data)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    """Write next to ``path`` and rename over it: after a power cut the old or the new file
+    is there, never half of one (LittleFS and POSIX rename are atomic)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def pack(rec: dict) -> bytes:
+    payload = json.dumps(rec).encode()
+    if len(payload) > SLOT_SIZE - _HEAD - _TAIL:
+        raise ValueError("record of %d bytes does not fit a slot" % len(payload))
+    return struct.pack("<BH", LIVE, len(payload)) + payload + struct.pack("<I", crc32(payload))
+
+
+def unpack(raw: bytes):
+    """(mark, record) of a slot, or None for an empty slot or a torn record."""
+    if len(raw) < _HEAD + _TAIL or raw[0] not in (LIVE, DONE):
+        return None
+    n = raw[1] | raw[2] << 8
+    if n > len(raw) - _HEAD - _TAIL:
+        return None
+    payload = raw[_HEAD : _HEAD + n]
+    (crc,) = struct.unpack("<I", raw[_HEAD + n : _HEAD + n + _TAIL])
+    if crc32(payload) != crc:
+        return None
+    try:
+        rec = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("seq"), int):
+        return None
+    return raw[0], rec
+
+
+class RingBuffer:
+    """The device's buffer of unacknowledged readings plus its small persistent state.
+
+    ``state`` (a JSON file replaced atomically) keeps the boot count, the cumulative dropped
+    count, a floor for the next seq, the last timestamp given, when each pending reading was
+    last sent, timestamps assigned to readings taken before the clock was known, and the
+    applied config. Readings themselves live only in the slots.
+    """
+
+    def __init__(self, flash, slots: int, state_path: str) -> None:
+        self.flash = flash
+        self.slots = slots
+        self.state_path = state_path
+        self.live = {}  # seq -> slot index of every reading not yet handled
+        self.torn = 0
+        self.state = self._load_state()
+        top = -1
+        top_dropped = 0
+        for i in range(slots):
+            got = unpack(flash.read(i * SLOT_SIZE, SLOT_SIZE))
+            if got is None:
+                if flash.read(i * SLOT_SIZE, 1) != b"\xff":
+                    self.torn += 1
+                continue
+            mark, rec = got
+            seq = rec["seq"]
+            if seq % slots != i:
+                self.torn += 1
+                continue
+            top = max(top, seq)
+            top_dropped = max(top_dropped, rec.get("dropped", 0))
+            if mark == LIVE:
+                self.live[seq] = i
+        if self.torn:
+            log_warn("ringbuf: skipped", self.torn, "torn or foreign slot(s)")
+        st = self.state
+        st["next_seq"] = max(st.get("next_seq", 0), top + 1)
+        st["dropped"] = max(st.get("dropped", 0), top_dropped)
+
+    def _load_state(self) -> dict:
+        try:
+            with open(self.state_path) as f:
+                st = json.load(f)
+            if isinstance(st, dict):
+                return st
+        except (OSError, ValueError):
+            pass
+        return {"boot": 0, "dropped": 0, "next_seq": 0, "last_ts": 0, "sent": [], "ts": {}}
+
+    def save_state(self) -> None:
+        st = self.state
+        live = self.live
+        st["ts"] = {k: v for k, v in st.get("ts", {}).items() if int(k) in live}
+        st["sent"] = [s for s in st.get("sent", []) if s[0] in live]
+        _atomic_write(self.state_path, json.dumps(st))
+
+    # ------------------------------------------------------------------ readings
+
+    def append(self, rec: dict) -> int:
+        """Give ``rec`` the next seq and the dropped count, write it to its slot; return seq."""
+        st = self.state
+        seq = st["next_seq"]
+        victim = seq - self.slots
+        if victim in self.live:
+            # Full: the oldest unacknowledged reading is overwritten. Count it first, so a power
+            # cut during the write below cannot lose the count.
+            del self.live[victim]
+            st["dropped"] = st.get("dropped", 0) + 1
+            self.save_state()
+        rec["seq"] = seq
+        rec["dropped"] = st["dropped"]
+        i = seq % self.slots
+        data = pack(rec)
+        self.flash.write(i * SLOT_SIZE, bytes((WRITING,)))
+        self.flash.write(i * SLOT_SIZE + 1, data[1:])
+        self.flash.write(i * SLOT_SIZE, bytes((LIVE,)))
+        self.live[seq] = i
+        st["next_seq"] = seq + 1
+        return seq
+
+    def read(self, seq: int) -> dict:
+        got = unpack(self.flash.read(self.live[seq] * SLOT_SIZE, SLOT_SIZE))
+        if got is None:
+            raise OSError("slot of seq %d became unreadable" % seq)
+        rec = got[1]
+        ts = self.state.get("ts", {}).get(str(seq))
+        if ts is not None:
+            rec["ts"] = ts
+        return rec
+
+    def pending(self) -> list:
+        """Sequence numbers of the readings not yet acknowledged, oldest first."""
+        return sorted(self.live)
+
+    def handle(self, ranges) -> int:
+        """Drop the readings an acknowledgement covers (``stored`` or ``rejected``)."""
+        n = 0
+        for lo, hi in ranges:
+            for seq in [s for s in self.live if lo <= s <= hi]:
+                self.flash.write(self.live.pop(seq) * SLOT_SIZE, bytes((DONE,)))
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------ send bookkeeping
+
+    def mark_sent(self, seqs, boot: int, rtc_ms: int) -> None:
+        sent = {s[0]: s for s in self.state.get("sent", [])}
+        for s in seqs:
+            sent[s] = [s, boot, rtc_ms]
+        self.state["sent"] = [sent[k] for k in sorted(sent)]
+
+    def due(self, boot: int, rtc_ms: int, resend_ms: int) -> list:
+        """Pending readings to publish now: never sent, or sent at least ``resend_ms`` ago
+        (or in an earlier boot, whose clock this one cannot compare), oldest first."""
+        sent = {s[0]: s for s in self.state.get("sent", [])}
+        out = []
+        for seq in self.pending():
+            s = sent.get(seq)
+            if s is None or s[1] != boot or rtc_ms - s[2] >= resend_ms:
+                out.append(seq)
+        return out
+
+    def set_ts(self, seq: int, ts: int) -> None:
+        self.state.setdefault("ts", {})[str(seq)] = ts

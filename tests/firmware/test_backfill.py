@@ -1,0 +1,205 @@
+"""The firmware against a real Mosquitto with credentials made by `smartbins provision`, and a
+test-only acknowledger in the gateway's place: outages, clock loss, power cuts, unreachable
+networks and revoked credentials. Every reading lands once, in order, with one timestamp."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+
+from fwtools import Acknowledger, FakeDevice, Fleet
+
+from smartbins import protocol as p
+from smartbins.provisioning import Credentials
+from smartbins.servers import wait_until
+
+AckerFactory = Callable[[int, Credentials], Acknowledger]
+
+
+def assert_landed_once(acker: Acknowledger, dev: FakeDevice, n: int) -> dict[int, int]:
+    """Readings 0..n-1 all stored, each with exactly one timestamp, timestamps increasing with
+    seq (so no point key is doubled), and nothing left in the device's buffer."""
+    stamps = acker.timestamps(dev.device_id)
+    assert sorted(stamps) == list(range(n)), f"stored seqs {sorted(stamps)}"
+    assert all(len(ts) == 1 for ts in stamps.values()), {
+        s: t for s, t in stamps.items() if len(t) > 1
+    }
+    ts = {s: next(iter(t)) for s, t in stamps.items()}
+    assert all(ts[s] < ts[s + 1] for s in range(n - 1)), ts
+    assert dev.live() == []
+    assert not acker.errors
+    return ts
+
+
+def test_broker_down_for_several_wakes_then_back(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    fleet.provision("fw-outage", "bin-1", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(2)
+    assert acker.seqs("fw-outage") == [0, 1]
+    fleet.stop()
+    try:
+        fake_device.run(4)  # four wakes with the broker down: buffered, nothing lost
+        assert fake_device.live() == [2, 3, 4, 5]
+        assert fake_device.world()["rtcmem"]["net"].startswith("os")
+    finally:
+        fleet.start()
+    acker.wait_ready()
+    fake_device.run(1)  # back: the backlog goes as one batch, oldest first, with the new one
+    ts = assert_landed_once(acker, fake_device, 7)
+    wakes = fake_device.wakes()
+    assert len(wakes) == 7 and all(w["sleep_ms"] == 3_600_000 for w in wakes)
+    # Each reading's time is its wake's true time: one interval apart.
+    gaps = [ts[s + 1] - ts[s] for s in range(6)]
+    assert all(abs(g - 3_600_000) < 60_000 for g in gaps), gaps
+
+
+def test_clock_lost_at_a_power_cut_is_assigned_once_and_resent_unchanged(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    fleet.provision("fw-clock", "bin-2", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(1)
+    assert acker.seqs("fw-clock") == [0]
+    fake_device.power_cut()
+    fake_device.scenario(ntp=False)
+    fake_device.run(2)  # no clock: readings 1 and 2 stay buffered, flagged, without ts
+    recs = {r["seq"]: r for r in fake_device.records()}
+    truth = {}
+    for seq in (1, 2):
+        assert recs[seq]["flags"] & p.Flag.TIME_ESTIMATED and "ts" not in recs[seq]
+    assert acker.seqs("fw-clock") == [0]
+    # The true times of readings 1 and 2: the fake world's clock when they were taken.
+    world = fake_device.world()
+    truth[2] = world["utc_ms"] - world["rtc_ms"] + recs[2]["rtc"]
+    truth[1] = world["utc_ms"] - world["rtc_ms"] + recs[1]["rtc"]
+    acker.acking = False  # stored but not acknowledged: the device must resend
+    fake_device.scenario(ntp=True)
+    fake_device.run(1)  # learns UTC, converts 1 and 2 once, sends 1..3
+    wait_until(lambda: acker.seqs("fw-clock") == [0, 1, 2, 3], 10, message="readings 1-3")
+    first = acker.timestamps("fw-clock")
+    for seq in (1, 2):
+        (ts,) = first[seq]
+        assert abs(ts - truth[seq]) < 5_000, (seq, ts - truth[seq])
+    acker.acking = True
+    fake_device.run(1)  # an hour later: past the resend timeout, 1..3 are resent, with 4
+    ts = assert_landed_once(acker, fake_device, 5)
+    assert acker.copies >= 8  # 0, 1-3 twice, 4: the resends happened ...
+    assert all(first[s] == {ts[s]} for s in (1, 2, 3))  # ... with the same timestamps
+    # Taken before the clock was known in their boot: 0 (first power-on), 1-3 (after the cut).
+    flagged = [r["seq"] for r in fake_device.records() if r["flags"] & p.Flag.TIME_ESTIMATED]
+    assert flagged == [0, 1, 2, 3]
+
+
+def test_power_cuts_and_sigkills_then_backfill_completes(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    """A seeded loop of SIGKILLs of the micropython process at random moments, and of flash
+    writes cut part-way; then clean wakes: every reading lands once."""
+    fleet.provision("fw-chaos", "bin-3", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    rng = random.Random(20261124)
+    kills = cuts = 0
+    for i in range(16):
+        if i % 4 == 3:
+            fake_device.scenario(cut_at=rng.randrange(0, 200))
+            proc = fake_device.run(1, check=False)
+            assert proc.returncode == 3, proc.stderr  # the power cut ended the process
+            cuts += 1
+            fake_device.scenario()
+            continue
+        fake_device.scenario()
+        before = len(fake_device.wakes())
+        proc = fake_device.popen(1000)
+        try:
+            # Let it run some wakes, then kill it at a random moment inside one.
+            target = before + rng.randrange(1, 4)
+            wait_until(lambda t=target: len(fake_device.wakes()) >= t, 30, 0.005)
+            time.sleep(rng.uniform(0, 0.05))
+            proc.kill()
+        finally:
+            proc.wait()
+        kills += 1
+    fake_device.scenario()
+    for _ in range(10):
+        fake_device.run(1)
+        if not fake_device.live():
+            break
+    n = fake_device.state()["next_seq"]
+    assert n > 16
+    assert_landed_once(acker, fake_device, n)
+    assert (kills, cuts) == (12, 4)
+    assert fake_device.state()["boot"] == 1 + kills + cuts  # each one was a power-on
+
+
+def _wake_time(dev: FakeDevice) -> int:
+    return dev.wakes()[-1]["awake_ms"]
+
+
+MEASURE_MS = 1_000  # sensors and bookkeeping: well under a second on the injected clock
+WAKE_BUDGET_MS = 8_000 + 1_000 + 5_000 + MEASURE_MS  # Wi-Fi + NTP + CONNECT budgets
+
+
+def test_unreachable_network_ends_the_wake_within_its_budget(
+    fleet: Fleet, fake_device: FakeDevice
+) -> None:
+    settings = fleet.provision("fw-budget", "bin-4", fake_device)
+    # Wi-Fi never associates: the whole 8 s budget, then sleep.
+    fake_device.scenario(wifi=False)
+    fake_device.run(1)
+    assert 8_000 <= _wake_time(fake_device) <= 8_000 + MEASURE_MS
+    # Wi-Fi too slow: also cut at 8 s.
+    fake_device.scenario(wifi_ms=20_000)
+    fake_device.run(1)
+    assert 8_000 <= _wake_time(fake_device) <= 8_000 + MEASURE_MS
+    # A broker that accepts TCP but never answers: the CONNECT budget, then sleep.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings["broker"]["port"] = silent.getsockname()[1]
+        fake_device.configure(settings)
+        fake_device.scenario(ntp=False)
+        fake_device.run(1)
+    t = _wake_time(fake_device)
+    assert 5_000 <= t <= WAKE_BUDGET_MS, t
+    assert fake_device.world()["rtcmem"]["net"] == "mqtt -1"
+    # A broker host that refuses the connection: quick.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        settings["broker"]["port"] = closed.getsockname()[1]
+    fake_device.configure(settings)
+    fake_device.scenario()
+    fake_device.run(1)
+    assert _wake_time(fake_device) <= WAKE_BUDGET_MS
+    assert fake_device.live() == [0, 1, 2, 3]  # all still buffered
+    assert [w["sleep_ms"] for w in fake_device.wakes()] == [3_600_000] * 4
+
+
+def test_revoked_credentials_are_refused_at_the_next_connect(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory, mqtt_probe_factory
+) -> None:
+    settings = fleet.provision("fw-revoked", "bin-5", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(1)
+    assert acker.seqs("fw-revoked") == [0]
+    assert fleet.cli("device", "revoke", "fw-revoked", *fleet.cli_args()) == 0
+    fake_device.run(1)
+    assert fake_device.world()["rtcmem"]["net"] in ("mqtt 4", "mqtt 5")
+    assert fake_device.live() == [1]  # kept: it is not lost, only not sent
+    assert acker.seqs("fw-revoked") == [0]
+    probe = mqtt_probe_factory(fleet.port, "fw-revoked", settings["password"])
+    assert probe.connect().is_failure
