@@ -295,7 +295,8 @@ class Fleet:
 
         before = self.server._reloads()
         rc = cli.main(list(argv))
-        if rc == 0 and argv[0] in ("provision", "device") and self.server.running:
+        reloads = argv[0] == "provision" or (argv[0] == "device" and argv[1] != "move")
+        if rc == 0 and reloads and self.server.running:
             wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
         return rc
 
