@@ -74,7 +74,14 @@ class Wake:
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published
+        self.steps: dict = {}  # how long each step took [ms]: docs/firmware.md energy budget
+        self._t = hw.ticks_ms()
         self.rssi = None
+
+    def step(self, name: str) -> None:
+        now = self.hw.ticks_ms()
+        self.steps[name] = self.hw.ticks_diff(now, self._t)
+        self._t = now
 
     # ---------------------------------------------------------------- clock
 
@@ -136,6 +143,7 @@ class Wake:
         hw = self.hw
         cfg = self.cfg
         m = measure.measure(hw, cfg, self.mem.get("last_temp"))
+        self.step("measure")
         interval = measure.choose_interval(cfg, m)
         rec = {
             "boot": self.boot,
@@ -155,6 +163,7 @@ class Wake:
         seq = self.rb.append(rec)
         self.mem["last_temp"] = m["temp"]
         self.rb.save_state()
+        self.step("store")
         hw.rtcmem_save(self.mem)
         log_info("reading", seq, "flags", rec["flags"])
         self.mem["net"] = "started"
@@ -167,6 +176,8 @@ class Wake:
             self.mem["net"] = "os " + str(e)
             log_warn("network:", e)
         self.rb.save_state()
+        self.step("close")
+        self.mem["steps"] = self.steps
         hw.rtcmem_save(self.mem)
         return interval * 1000
 
@@ -174,6 +185,7 @@ class Wake:
         hw = self.hw
         wifi = self.s.get("wifi", {})
         rssi = hw.wifi_connect(wifi.get("ssid"), wifi.get("password"), WIFI_BUDGET_MS)
+        self.step("wifi")
         if rssi is None:
             self.mem["net"] = "no wifi"
             log_warn("no Wi-Fi within", WIFI_BUDGET_MS, "ms; sleeping")
@@ -184,22 +196,26 @@ class Wake:
             t = hw.ntp_ms(self.s.get("ntp"), NTP_BUDGET_MS)
             if t is not None:
                 self.mem["off"] = t - hw.rtc_ms()
+            self.step("ntp")
         b = self.s["broker"]
         c = MQTTClient(hw, self.dev, b["host"], b["port"], self.dev, self.s["password"], 60)
         c.on_message = self.on_message
         t0 = hw.ticks_ms()
         try:
             present = c.connect(False, CONNECT_BUDGET_MS, encode.will(self.dev))
+            self.step("connect")
             if not present and not c.subscribe(
                 (encode.topic("config", self.dev), encode.topic("ack", self.dev)), SYNC_MS
             ):
                 raise MQTTError("no SUBACK", -1)
             c.sync(SYNC_MS)
+            self.step("sync")
             self.convert_estimated()
             for _ in range(2):  # a second pass if the first one's ack taught us the time
                 if not self.publish_due(c, t0):
                     break
                 self.convert_estimated()
+            self.step("publish")
             if self.mem.get("online") != self.boot:
                 now = self.utc()
                 st = {

@@ -30,7 +30,8 @@ class PowerCut(BaseException):
 
 
 class FileFlash:
-    """A region of flash as a file (LittleFS on the ESP32, a plain file on Unix)."""
+    """A region of flash as a file (LittleFS on the ESP32, a plain file on Unix), opened once
+    per wake: recovery reads every slot, and an open per slot costs seconds on LittleFS."""
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
@@ -42,16 +43,20 @@ class FileFlash:
         if have < size:
             with open(path, "ab") as f:
                 f.write(b"\xff" * (size - have))
+        self.f = open(path, "r+b")  # noqa: SIM115 - held for the wake, closed by close()
 
     def read(self, offset: int, n: int) -> bytes:
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(n)
+        self.f.seek(offset)
+        return self.f.read(n)
 
     def write(self, offset: int, data: bytes) -> None:
-        with open(self.path, "r+b") as f:
-            f.seek(offset)
-            f.write(data)
+        """Write and flush (on LittleFS a flush commits the file)."""
+        self.f.seek(offset)
+        self.f.write(data)
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def _atomic_write(path: str, text: str) -> None:
@@ -109,9 +114,10 @@ class RingBuffer:
         top = -1
         top_dropped = 0
         for i in range(slots):
-            got = unpack(flash.read(i * SLOT_SIZE, SLOT_SIZE))
+            raw = flash.read(i * SLOT_SIZE, SLOT_SIZE)
+            got = unpack(raw)
             if got is None:
-                if flash.read(i * SLOT_SIZE, 1) != b"\xff":
+                if raw[:1] != b"\xff":
                     self.torn += 1
                 continue
             mark, rec = got

@@ -170,7 +170,7 @@ def test_unreachable_network_ends_the_wake_within_its_budget(
         silent.listen(8)
         settings["broker"]["port"] = silent.getsockname()[1]
         fake_device.configure(settings)
-        fake_device.scenario(ntp=False)
+        fake_device.scenario(ntp=False, fast_silence=True)
         fake_device.run(1)
     t = _wake_time(fake_device)
     assert 5_000 <= t <= WAKE_BUDGET_MS, t
