@@ -74,6 +74,7 @@ class Wake:
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published
+        self.fire_seq: int | None = None  # a fire alarm goes first, before any backlog
         self.steps: dict = {}  # how long each step took [ms]: docs/firmware.md energy budget
         self._t = hw.ticks_ms()
         self.rssi = None
@@ -106,7 +107,7 @@ class Wake:
         """Give readings taken before the clock was known their UTC time, once, and keep it in
         the buffer's state so a resend carries the same timestamp."""
         now = self.utc()
-        if now is None:
+        if now is None or not self.st.get("est"):
             return 0
         rtc_now = self.hw.rtc_ms()
         groups: dict = {}  # boot -> [(seq, rec)]
@@ -115,6 +116,7 @@ class Wake:
             if rec.get("ts") is None:
                 groups.setdefault(rec["boot"], []).append((seq, rec))
         if not groups:
+            self.st["est"] = False
             return 0
         est: dict = {}
         anchor = now
@@ -132,6 +134,7 @@ class Wake:
             anchor = min(est[s] for s, _ in items)
         for seq in sorted(est):
             self.rb.set_ts(seq, self.next_ts(est[seq]))
+        self.st["est"] = False
         self.rb.save_state()
         log_info("converted", len(est), "readings to UTC")
         return len(est)
@@ -157,10 +160,12 @@ class Wake:
         now = self.utc()
         if now is None:
             rec["flags"] |= measure.TIME_ESTIMATED
+            self.st["est"] = True  # saved with the reading below, before any send
         else:
             rec["ts"] = self.next_ts(now)
         # Step 2: into flash before any send is tried.
         seq = self.rb.append(rec)
+        self.fire_seq = seq if rec["flags"] & measure.FIRE else None
         self.mem["last_temp"] = m["temp"]
         self.rb.save_state()
         self.step("store")
@@ -244,14 +249,26 @@ class Wake:
         rb = self.rb
         resend_ms = max(RESEND_MIN_S, int(self.cfg["interval"]) // 2) * 1000
         recs = []
-        for seq in rb.due(self.boot, hw.rtc_ms(), resend_ms):
+        sent: list = []
+        due = rb.due(self.boot, hw.rtc_ms(), resend_ms)
+        fire = self.fire_seq
+        if fire is not None and fire in due:
+            due.remove(fire)
+            rec = rb.read(fire)
+            self.fire_seq = None
+            if rec.get("ts") is not None:
+                self.published = True
+                topic, payload = encode.reading(self.dev, rec)
+                if not c.publish(topic, payload, PUBACK_MS):
+                    raise MQTTError("no PUBACK within %d ms" % PUBACK_MS, -1)
+                rb.mark_sent([rec["seq"]], self.boot, hw.rtc_ms())
+                sent.append(rec["seq"])
+        for seq in due:
             rec = rb.read(seq)
             if rec.get("ts") is not None:  # still without a clock: kept until it has one
                 recs.append(rec)
             if len(recs) >= MAX_BATCHES * encode.BATCH_READINGS:
                 break
-        if not recs:
-            return False
         if len(recs) == 1:
             msgs = [(recs, encode.reading(self.dev, recs[0]))]
         else:
@@ -260,7 +277,6 @@ class Wake:
                 (recs[i : i + n], encode.batch(self.dev, recs[i : i + n]))
                 for i in range(0, len(recs), n)
             ]
-        sent: list = []
         for group, (topic, payload) in msgs:
             if hw.ticks_diff(hw.ticks_ms(), t0) > SESSION_BUDGET_MS:
                 log_warn("session budget spent; the rest goes at the next wake")
@@ -271,6 +287,8 @@ class Wake:
             seqs = [r["seq"] for r in group]
             rb.mark_sent(seqs, self.boot, hw.rtc_ms())
             sent.extend(seqs)
+        if not sent:
+            return False
         rb.save_state()
         live = rb.live
         c.wait(lambda: not any(s in live for s in sent), ACK_WAIT_MS)

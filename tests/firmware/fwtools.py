@@ -173,6 +173,8 @@ class Acknowledger:
         self.stored: dict[tuple[str, int], set[int]] = {}
         self.readings: dict[tuple[str, int], p.Reading] = {}
         self.copies = 0
+        #: Every reading or batch message as it arrived: (device, kind, seqs).
+        self.messages: list[tuple[str, str, list[int]]] = []
         self.statuses: list[p.Status] = []
         self.errors: list[str] = []
         self.acking = True
@@ -210,6 +212,8 @@ class Acknowledger:
             with self.lock:
                 self.errors.extend(str(e) for e in decoded.rejected)
         with self.lock:
+            kind = "batch" if isinstance(decoded, p.ReadingBatch) else "reading"
+            self.messages.append((decoded.device, kind, [r.seq for r in readings]))  # type: ignore[union-attr]
             for r in readings:  # type: ignore[union-attr]
                 self.stored.setdefault((r.device, r.seq), set()).add(r.ts_ms)
                 self.readings[(r.device, r.seq)] = r

@@ -204,3 +204,24 @@ def test_revoked_credentials_are_refused_at_the_next_connect(
     assert acker.seqs("fw-revoked") == [0]
     probe = mqtt_probe_factory(fleet.port, "fw-revoked", settings["password"])
     assert probe.connect().is_failure
+
+
+def test_fire_alarm_goes_before_the_backlog(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    fleet.provision("fw-fire", "bin-6", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario(wifi=False)
+    fake_device.run(3)  # a backlog of three, never sent
+    fake_device.scenario(temp_c=85.0)
+    fake_device.run(1)
+    wait_until(lambda: acker.seqs("fw-fire") == [0, 1, 2, 3], 10, message="all readings")
+    msgs = [m for m in acker.messages if m[0] == "fw-fire"]
+    assert msgs[0] == ("fw-fire", "reading", [3])  # the alarm first, on its own
+    assert msgs[1] == ("fw-fire", "batch", [0, 1, 2])  # then the backlog, oldest first
+    fire = acker.readings[("fw-fire", 3)]
+    assert fire.flags & p.Flag.FIRE and fire.interval_s == 900
+    assert fake_device.wakes()[-1]["sleep_ms"] == 900_000  # reports more often now
+    assert_landed_once(acker, fake_device, 4)
