@@ -225,3 +225,58 @@ def test_fire_alarm_goes_before_the_backlog(
     assert fire.flags & p.Flag.FIRE and fire.interval_s == 900
     assert fake_device.wakes()[-1]["sleep_ms"] == 900_000  # reports more often now
     assert_landed_once(acker, fake_device, 4)
+
+
+def test_clock_learned_from_an_acknowledgement_without_ntp(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    """No NTP after a power cut: a reading of the earlier boot, sent but never acknowledged, is
+    resent; its acknowledgement answers this wake's publish, so its server_ts sets the clock;
+    the readings taken without a clock are converted and sent in the same wake."""
+    fleet.provision("fw-ackclock", "bin-7", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    acker.acking = False
+    fake_device.scenario()
+    fake_device.run(1)  # reading 0 sent (time from NTP), not acknowledged
+    wait_until(lambda: acker.seqs("fw-ackclock") == [0], 10, message="reading 0")
+    fake_device.power_cut()
+    fake_device.scenario(ntp=False, wifi=False)
+    fake_device.run(1)  # reading 1: no clock, no network
+    acker.acking = True
+    fake_device.scenario(ntp=False)
+    fake_device.run(1)  # resends 0, learns UTC from its ack, converts and sends 1 and 2
+    assert "off" in fake_device.world()["rtcmem"]
+    ts = assert_landed_once(acker, fake_device, 3)
+    world = fake_device.world()
+    rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
+    truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
+    # The server's clock reads the world's time at the start of the wake: within the wake.
+    assert abs(ts[1] - truth1) < 5_000
+
+
+def test_readings_of_a_boot_that_never_learned_the_time_are_placed_before_the_next(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    fleet.provision("fw-boots", "bin-8", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(1)  # reading 0 with a known time (boot 1)
+    fake_device.power_cut()
+    fake_device.scenario(wifi=False)
+    fake_device.run(2)  # readings 1, 2 (boot 2): never learn the time
+    fake_device.power_cut()
+    fake_device.run(1)  # reading 3 (boot 3)
+    fake_device.scenario()
+    fake_device.run(1)  # reading 4 (boot 3): learns UTC; converts 1-4
+    ts = assert_landed_once(acker, fake_device, 5)
+    recs = {r["seq"]: r for r in fake_device.records()}
+    assert [recs[s]["boot"] for s in range(5)] == [1, 2, 2, 3, 3]
+    # Boot 3's readings come from its own RTC uptime: one interval apart, like the wakes.
+    assert abs(ts[4] - ts[3] - 3_600_000) < 60_000
+    # Boot 2's are placed before boot 3's first, one interval apart, after reading 0.
+    assert ts[3] - ts[2] == 3_600_000 and ts[2] - ts[1] == 3_600_000
+    assert ts[0] < ts[1]
