@@ -145,6 +145,9 @@ class Wake:
         """One wake; returns the sleep time [ms] until the next."""
         hw = self.hw
         cfg = self.cfg
+        # Readings still without a time get it before this one does, or their timestamps
+        # would come after it (a wake that learned the clock may have ended before converting).
+        self.convert_estimated()
         m = measure.measure(hw, cfg, self.mem.get("last_temp"))
         self.step("measure")
         interval = measure.choose_interval(cfg, m)
@@ -201,6 +204,7 @@ class Wake:
             t = hw.ntp_ms(self.s.get("ntp"), NTP_BUDGET_MS)
             if t is not None:
                 self.mem["off"] = t - hw.rtc_ms()
+                self.convert_estimated()  # at once: before any later reading takes a time
             self.step("ntp")
         b = self.s["broker"]
         c = MQTTClient(hw, self.dev, b["host"], b["port"], self.dev, self.s["password"], 60)

@@ -137,6 +137,8 @@ class FakeDevice:
 
     def power_cut(self) -> None:
         """The next start is a power-on: RTC counter and RTC memory (the clock) are lost."""
+        if not (self.dir / "world.json").exists():
+            return  # never started: the first start is a power-on anyway
         w = self.world()
         w["asleep"] = False
         (self.dir / "world.json").write_text(json.dumps(w))
@@ -267,7 +269,7 @@ class Fleet:
         with Registry(self.registry_path) as reg:
             reg.add_municipality("0101", "Københavns Kommune")
             reg.add_site("site-0", "0101", 55.68, 12.58, "Kongens Nytorv")
-            for i in range(40):
+            for i in range(300):
                 reg.add_bin(f"bin-{i}", "site-0", "residual", 240)
 
     @property

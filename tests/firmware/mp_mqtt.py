@@ -84,8 +84,7 @@ present = c.connect(False, 5000, ("sb/up/kbh-1/status", b'{"state":"lost"}'))
 expected = (
     b"\x10\x42\x00\x04MQTT\x04\xec\x00\x3c"
     b"\x00\x05kbh-1"
-    b"\x00\x12sb/up/kbh-1/status\x00\x10" + b'{"state":"lost"}' +
-    b"\x00\x05kbh-1\x00\x02pw"
+    b"\x00\x12sb/up/kbh-1/status\x00\x10" + b'{"state":"lost"}' + b"\x00\x05kbh-1\x00\x02pw"
 )
 check("connect bytes", s.sent == expected)
 check("session present", present is True)
