@@ -75,6 +75,7 @@ class Wake:
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published
         self.fire_seq: int | None = None  # a fire alarm goes first, before any backlog
+        self.quota = MAX_BATCHES * encode.BATCH_READINGS  # readings this wake may still send
         self.steps: dict = {}  # how long each step took [ms]: docs/firmware.md energy budget
         self._t = hw.ticks_ms()
         self.rssi = None
@@ -220,10 +221,10 @@ class Wake:
             c.sync(SYNC_MS)
             self.step("sync")
             self.convert_estimated()
-            for _ in range(2):  # a second pass if the first one's ack taught us the time
-                if not self.publish_due(c, t0):
-                    break
-                self.convert_estimated()
+            # A second pass only when the first one's acknowledgement taught the clock and so
+            # made readings taken without it sendable; both passes share the per-wake cap.
+            if self.publish_due(c, t0) and self.convert_estimated():
+                self.publish_due(c, t0)
             self.step("publish")
             if self.mem.get("online") != self.boot:
                 now = self.utc()
@@ -252,7 +253,7 @@ class Wake:
         hw = self.hw
         rb = self.rb
         resend_ms = max(RESEND_MIN_S, int(self.cfg["interval"]) // 2) * 1000
-        recs = []
+        recs: list = []
         sent: list = []
         due = rb.due(self.boot, hw.rtc_ms(), resend_ms)
         fire = self.fire_seq
@@ -268,11 +269,12 @@ class Wake:
                 rb.mark_sent([rec["seq"]], self.boot, hw.rtc_ms())
                 sent.append(rec["seq"])
         for seq in due:
+            if len(recs) >= self.quota:
+                break
             rec = rb.read(seq)
             if rec.get("ts") is not None:  # still without a clock: kept until it has one
                 recs.append(rec)
-            if len(recs) >= MAX_BATCHES * encode.BATCH_READINGS:
-                break
+        self.quota -= len(recs)
         if len(recs) == 1:
             msgs = [(recs, encode.reading(self.dev, recs[0]))]
         else:

@@ -280,3 +280,30 @@ def test_readings_of_a_boot_that_never_learned_the_time_are_placed_before_the_ne
     # Boot 2's are placed before boot 3's first, one interval apart, after reading 0.
     assert ts[3] - ts[2] == 3_600_000 and ts[2] - ts[1] == 3_600_000
     assert ts[0] < ts[1]
+
+
+def test_long_backlog_goes_in_batches_of_50_at_most_10_per_wake(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    settings = fleet.provision("fw-long", "bin-9", fake_device)
+    settings["slots"] = 1024
+    fake_device.configure(settings)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario(wifi=False)
+    fake_device.run(530)  # three weeks without network
+    assert len(fake_device.live()) == 530
+    fake_device.scenario()
+    fake_device.run(1)
+    msgs = [m for m in acker.messages if m[0] == "fw-long"]
+    assert [m[1] for m in msgs] == ["batch"] * 10
+    assert [m[2] for m in msgs] == [list(range(i, i + 50)) for i in range(0, 500, 50)]
+    assert fake_device.live() == list(range(500, 531))
+    fake_device.run(1)
+    msgs = [m for m in acker.messages if m[0] == "fw-long"][10:]
+    assert [(m[1], len(m[2])) for m in msgs] == [("batch", 32)]
+    assert_landed_once(acker, fake_device, 532)
+    online = [s for s in acker.statuses if s.device == "fw-long" and s.state == "online"]
+    assert len(online) == 1 and online[0].boot == 1  # once per boot, after its first connect
+    assert online[0].buffered == 31
