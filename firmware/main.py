@@ -188,6 +188,12 @@ class Wake:
         self.step("close")
         self.mem["steps"] = self.steps
         hw.rtcmem_save(self.mem)
+        # A config received this wake applies from this wake on: the sleep follows it.
+        new = self.st.get("cfg")
+        if new:
+            cfg = dict(cfg)
+            cfg.update(new)
+            interval = measure.choose_interval(cfg, m)
         return interval * 1000
 
     def network(self) -> None:

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
 from fwtools import Acknowledger, FakeDevice, Fleet
 
 from smartbins import protocol as p
@@ -307,3 +308,35 @@ def test_long_backlog_goes_in_batches_of_50_at_most_10_per_wake(
     online = [s for s in acker.statuses if s.device == "fw-long" and s.state == "online"]
     assert len(online) == 1 and online[0].boot == 1  # once per boot, after its first connect
     assert online[0].buffered == 31
+
+
+def test_retained_config_sets_the_interval_from_the_wake_that_reads_it(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory, mqtt_probe_factory
+) -> None:
+    fleet.provision("fw-config", "bin-10", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    service = mqtt_probe_factory(fleet.port, fleet.service.username, fleet.service.password)
+    service.connect()
+    config = p.DeviceConfig(
+        "fw-config",
+        1_764_000_000_000,
+        cal=4,
+        empty_mm=1500,
+        full_mm=300,
+        interval_s=600,
+        interval_near_full_s=120,
+        low_battery_mv=3000,
+    )
+    service.publish(*p.encode_message(config), retain=True)
+    fake_device.scenario(distance_mm=900.0)
+    fake_device.run(1)
+    assert fake_device.wakes()[-1]["sleep_ms"] == 600_000  # read at this wake, applied now
+    fake_device.run(1)
+    last = fake_device.records()[-1]
+    assert (last["cal"], last["interval"]) == (4, 600)
+    assert last["fill"] == pytest.approx(50.0, abs=0.5)
+    fake_device.scenario(distance_mm=420.0)  # 90 % full: the near-full interval
+    fake_device.run(1)
+    assert fake_device.wakes()[-1]["sleep_ms"] == 120_000
