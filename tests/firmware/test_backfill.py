@@ -287,7 +287,7 @@ def test_long_backlog_goes_in_batches_of_50_at_most_10_per_wake(
     fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
 ) -> None:
     settings = fleet.provision("fw-long", "bin-9", fake_device)
-    settings["slots"] = 1024
+    settings["slots"] = 560
     fake_device.configure(settings)
     acker = acknowledger_factory(fleet.port, fleet.gateway)
     acker.now = fake_device.true_now

@@ -212,3 +212,19 @@ def test_every_command_has_help() -> None:
     text = parser.format_help()
     for command in ("provision", "device", "calibrate", "flash"):
         assert command in text
+
+
+def test_wifi_password_goes_into_the_config_not_the_output(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMARTBINS_WIFI_PASSWORD", "wifi-secret-123")
+    assert provision(fleet, "cli-wifi", "--bin", "bin-18", "--wifi-ssid", "kommune-iot") == 0
+    out = capsys.readouterr()
+    assert "wifi-secret-123" not in out.out + out.err
+    assert config_of(fleet, "cli-wifi")["wifi"] == {
+        "ssid": "kommune-iot",
+        "password": "wifi-secret-123",
+    }
+    monkeypatch.delenv("SMARTBINS_WIFI_PASSWORD")
+    assert provision(fleet, "cli-wifi2", "--bin", "bin-19", "--wifi-ssid", "kommune-iot") == 1
+    assert "SMARTBINS_WIFI_PASSWORD" in capsys.readouterr().err
