@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 SLOT_SIZE = 384
 LIVE, DONE = 0xB5, 0xB4
+HEAD = 11  # mark, length, seq, dropped
 
 
 def micropython() -> str:
@@ -66,14 +67,15 @@ def read_slots(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = data[off : off + SLOT_SIZE]
         if raw[0] not in (LIVE, DONE):
             continue
-        n = raw[1] | raw[2] << 8
-        if n > SLOT_SIZE - 7:
+        n, seq, dropped = struct.unpack("<HII", raw[1:HEAD])
+        if n > SLOT_SIZE - HEAD - 4:
             continue
-        payload = raw[3 : 3 + n]
-        (crc,) = struct.unpack("<I", raw[3 + n : 7 + n])
-        if zlib.crc32(payload) != crc:
+        (crc,) = struct.unpack("<I", raw[HEAD + n : HEAD + n + 4])
+        if zlib.crc32(raw[1 : HEAD + n]) != crc:
             continue
-        out.append((raw[0], json.loads(payload)))
+        rec = json.loads(raw[HEAD : HEAD + n])
+        assert (rec["seq"], rec["dropped"]) == (seq, dropped)
+        out.append((raw[0], rec))
     return out
 
 
