@@ -220,6 +220,10 @@ class Wake:
         try:
             present = c.connect(False, CONNECT_BUDGET_MS, encode.will(self.dev))
             self.step("connect")
+            # Until the DISCONNECT below, a lost session makes the broker publish the will
+            # ("lost", retained); the next session then says "online" again, even in this boot.
+            unclean = self.mem.get("unclean")
+            self.mem["unclean"] = True
             if not present and not c.subscribe(
                 (encode.topic("config", self.dev), encode.topic("ack", self.dev)), SYNC_MS
             ):
@@ -232,7 +236,7 @@ class Wake:
             if self.publish_due(c, t0) and self.convert_estimated():
                 self.publish_due(c, t0)
             self.step("publish")
-            if self.mem.get("online") != self.boot:
+            if self.mem.get("online") != self.boot or unclean:
                 now = self.utc()
                 st = {
                     "state": "online",
@@ -248,6 +252,7 @@ class Wake:
                 if c.publish(topic, payload, PUBACK_MS, retain=True):
                     self.mem["online"] = self.boot
             c.disconnect()
+            self.mem["unclean"] = False
             self.mem["net"] = "ok"
         finally:
             c.close()

@@ -4,6 +4,7 @@ networks and revoked credentials. Every reading lands once, in order, with one t
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import time
@@ -340,3 +341,28 @@ def test_retained_config_sets_the_interval_from_the_wake_that_reads_it(
     fake_device.scenario(distance_mm=420.0)  # 90 % full: the near-full interval
     fake_device.run(1)
     assert fake_device.wakes()[-1]["sleep_ms"] == 120_000
+
+
+def test_status_online_once_per_boot_and_again_after_a_lost_session(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    fleet.provision("fw-status", "bin-11", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(2)
+
+    def onlines() -> list[int | None]:
+        return [s.boot for s in acker.statuses if s.device == "fw-status" and s.state == "online"]
+
+    wait_until(lambda: onlines() == [1], 10, message="one online status")
+    # A session of this boot that ended without DISCONNECT (the broker sent the will):
+    w = fake_device.world()
+    w["rtcmem"]["unclean"] = True
+    (fake_device.dir / "world.json").write_text(json.dumps(w))
+    fake_device.run(1)
+    wait_until(lambda: onlines() == [1, 1], 10, message="online again")
+    fake_device.power_cut()
+    fake_device.run(1)
+    wait_until(lambda: onlines() == [1, 1, 2], 10, message="online in the new boot")
