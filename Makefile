@@ -12,17 +12,30 @@ APT_PACKAGES := python3-venv mosquitto mosquitto-clients influxdb
 # The commands those packages provide, checked before anything is installed.
 SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd
 
-.PHONY: demo test lint bench system venv clean
+.PHONY: demo test lint bench system venv clean stubs typecheck-firmware
 
 demo: system venv
 	$(BIN)/smartbins demo
 
-test: system venv
+test: system venv stubs
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck-firmware
 	$(BIN)/pytest -q
 
-lint: venv
+lint: venv stubs
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck-firmware
+
+# MicroPython's ESP32 stubs, kept out of the venv (pip install --target); mypy comes with the
+# dev extra. The firmware is checked against them, CPython's stdlib stubs replaced.
+STUBS := firmware/typings/machine.pyi
+stubs: venv $(STUBS)
+
+$(STUBS):
+	$(BIN)/python -m pip install -q --target firmware/typings 'micropython-esp32-stubs==1.29.*'
+
+typecheck-firmware: venv $(STUBS)
+	cd firmware && ../$(BIN)/mypy --config-file mypy.ini *.py
 
 bench: system venv
 	$(BIN)/pip install -q -e '.[dev,bench]'

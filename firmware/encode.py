@@ -122,7 +122,7 @@ def decode(dev: str, topic_: str, payload: bytes) -> tuple:
             "stored": _ranges(obj, "stored"),
             "rejected": _ranges(obj, "rejected"),
         }
-    cfg = {}
+    cfg: dict = {}
     for k in CONFIG_INTS:
         cfg[k] = _int(obj, k)
     for k in CONFIG_FLOATS:

@@ -15,7 +15,7 @@ from ringbuf import FileFlash, PowerCut
 #   wakes.jsonl    one line per wake: awake time on the injected clock, sleep time, errors
 # A process killed mid-wake (SIGKILL) leaves world.json "awake": the next start is a power-on,
 # which clears the RTC counter and RTC memory as a power cut does on the ESP32.
-SCENARIO_DEFAULTS = {
+SCENARIO_DEFAULTS: dict = {
     "utc_ms": 1764000000000,  # true time at the first power-on
     "distance_mm": 800.0,  # true one-way distance from sensor to the surface
     "temp_c": 10.0,  # true air temperature
@@ -30,6 +30,7 @@ SCENARIO_DEFAULTS = {
     "power_off_ms": 600000,  # time without power at a power cut
     "cut_at": None,  # cut the next slot write after this many bytes (then "reboot")
     "min_range_mm": 250,
+    "fast_silence": False,  # silent network waits pass in simulated time (budget tests)
 }
 
 
@@ -43,7 +44,7 @@ class CutFlash(FileFlash):
 
     def __init__(self, path: str, size: int, cut_at: int) -> None:
         super().__init__(path, size)
-        self.cut_at = cut_at
+        self.cut_at: int | None = cut_at
 
     def write(self, offset: int, data: bytes) -> None:
         if self.cut_at is not None and len(data) > 1:
@@ -105,7 +106,7 @@ class FakeHardware:
         self.sim_ms = 0
         self.t_real0 = time.ticks_ms()
         self.ping_i = 0
-        self.errors = []
+        self.errors: list = []
 
     def wakes_left(self) -> bool:
         return self.wakes > 0
@@ -122,8 +123,11 @@ class FakeHardware:
         self.sim_ms += ms
 
     def wait_readable(self, poller, ms: int) -> bool:
-        """Real poll for a short while; if nothing came, the rest of ``ms`` passes in
-        simulated time (a silent broker costs its full budget on the injected clock)."""
+        """A real poll. With ``fast_silence`` in the scenario: poll for a short while and, if
+        nothing came, let the rest of ``ms`` pass in simulated time, so that a silent broker
+        costs its full budget on the injected clock without costing it in real time."""
+        if not self.sc["fast_silence"]:
+            return bool(poller.poll(ms))
         t = time.ticks_ms()
         if poller.poll(min(ms, 10)):
             return True
@@ -152,7 +156,12 @@ class FakeHardware:
         w["utc_ms"] += awake + ms
         w["rtc_ms"] += awake + ms
         w["asleep"] = True
-        line = {"awake_ms": awake, "sleep_ms": ms, "errors": self.errors}
+        line = {
+            "awake_ms": awake,
+            "sleep_ms": ms,
+            "errors": self.errors,
+            "steps": w.get("rtcmem", {}).get("steps"),
+        }
         with open(self.path("wakes.jsonl"), "a") as f:
             f.write(json.dumps(line) + "\n")
         self._save_world()
@@ -190,13 +199,13 @@ class FakeHardware:
         return int(2 * d / 1000 / c * 1e6 + 0.5)
 
     def temp_c(self):
-        self.advance(2)
+        self.advance(190)  # as the ESP32 driver: DS18B20 conversion at 10 bit
         if self.sc["temp_fail"]:
             return None
         return self.sc["temp_c"]
 
     def accel(self):
-        self.advance(2)
+        self.advance(20)  # as the ESP32 driver: LIS3DH first sample after power-up
         if self.sc["accel_fail"]:
             return None
         a = math.radians(self.sc["tilt_deg"])

@@ -63,7 +63,10 @@ class Wake:
         self.st = self.rb.state
         self.mem = hw.rtcmem_load()
         if not hw.woke_from_sleep():
+            # Counted and saved before anything else, so that a power cut later in this wake
+            # cannot hand the same boot number to the next start.
             self.st["boot"] = self.st.get("boot", 0) + 1
+            self.rb.save_state()
             self.mem = {}
         self.boot = self.st["boot"]
         cfg = dict(DEFAULTS)
@@ -71,8 +74,16 @@ class Wake:
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published
-        self.sent = []
+        self.fire_seq: int | None = None  # a fire alarm goes first, before any backlog
+        self.quota = MAX_BATCHES * encode.BATCH_READINGS  # readings this wake may still send
+        self.steps: dict = {}  # how long each step took [ms]: docs/firmware.md energy budget
+        self._t = hw.ticks_ms()
         self.rssi = None
+
+    def step(self, name: str) -> None:
+        now = self.hw.ticks_ms()
+        self.steps[name] = self.hw.ticks_diff(now, self._t)
+        self._t = now
 
     # ---------------------------------------------------------------- clock
 
@@ -97,17 +108,18 @@ class Wake:
         """Give readings taken before the clock was known their UTC time, once, and keep it in
         the buffer's state so a resend carries the same timestamp."""
         now = self.utc()
-        if now is None:
+        if now is None or not self.st.get("est"):
             return 0
         rtc_now = self.hw.rtc_ms()
-        groups = {}  # boot -> [(seq, rec)]
+        groups: dict = {}  # boot -> [(seq, rec)]
         for seq in self.rb.pending():
             rec = self.rb.read(seq)
             if rec.get("ts") is None:
                 groups.setdefault(rec["boot"], []).append((seq, rec))
         if not groups:
+            self.st["est"] = False
             return 0
-        est = {}
+        est: dict = {}
         anchor = now
         for boot in sorted(groups, reverse=True):
             items = groups[boot]
@@ -123,6 +135,7 @@ class Wake:
             anchor = min(est[s] for s, _ in items)
         for seq in sorted(est):
             self.rb.set_ts(seq, self.next_ts(est[seq]))
+        self.st["est"] = False
         self.rb.save_state()
         log_info("converted", len(est), "readings to UTC")
         return len(est)
@@ -133,7 +146,11 @@ class Wake:
         """One wake; returns the sleep time [ms] until the next."""
         hw = self.hw
         cfg = self.cfg
+        # Readings still without a time get it before this one does, or their timestamps
+        # would come after it (a wake that learned the clock may have ended before converting).
+        self.convert_estimated()
         m = measure.measure(hw, cfg, self.mem.get("last_temp"))
+        self.step("measure")
         interval = measure.choose_interval(cfg, m)
         rec = {
             "boot": self.boot,
@@ -147,12 +164,15 @@ class Wake:
         now = self.utc()
         if now is None:
             rec["flags"] |= measure.TIME_ESTIMATED
+            self.st["est"] = True  # saved with the reading below, before any send
         else:
             rec["ts"] = self.next_ts(now)
         # Step 2: into flash before any send is tried.
         seq = self.rb.append(rec)
+        self.fire_seq = seq if rec["flags"] & measure.FIRE else None
         self.mem["last_temp"] = m["temp"]
         self.rb.save_state()
+        self.step("store")
         hw.rtcmem_save(self.mem)
         log_info("reading", seq, "flags", rec["flags"])
         self.mem["net"] = "started"
@@ -165,13 +185,22 @@ class Wake:
             self.mem["net"] = "os " + str(e)
             log_warn("network:", e)
         self.rb.save_state()
+        self.step("close")
+        self.mem["steps"] = self.steps
         hw.rtcmem_save(self.mem)
+        # A config received this wake applies from this wake on: the sleep follows it.
+        new = self.st.get("cfg")
+        if new:
+            cfg = dict(cfg)
+            cfg.update(new)
+            interval = measure.choose_interval(cfg, m)
         return interval * 1000
 
     def network(self) -> None:
         hw = self.hw
         wifi = self.s.get("wifi", {})
         rssi = hw.wifi_connect(wifi.get("ssid"), wifi.get("password"), WIFI_BUDGET_MS)
+        self.step("wifi")
         if rssi is None:
             self.mem["net"] = "no wifi"
             log_warn("no Wi-Fi within", WIFI_BUDGET_MS, "ms; sleeping")
@@ -182,23 +211,32 @@ class Wake:
             t = hw.ntp_ms(self.s.get("ntp"), NTP_BUDGET_MS)
             if t is not None:
                 self.mem["off"] = t - hw.rtc_ms()
+                self.convert_estimated()  # at once: before any later reading takes a time
+            self.step("ntp")
         b = self.s["broker"]
         c = MQTTClient(hw, self.dev, b["host"], b["port"], self.dev, self.s["password"], 60)
         c.on_message = self.on_message
         t0 = hw.ticks_ms()
         try:
             present = c.connect(False, CONNECT_BUDGET_MS, encode.will(self.dev))
+            self.step("connect")
+            # Until the DISCONNECT below, a lost session makes the broker publish the will
+            # ("lost", retained); the next session then says "online" again, even in this boot.
+            unclean = self.mem.get("unclean")
+            self.mem["unclean"] = True
             if not present and not c.subscribe(
                 (encode.topic("config", self.dev), encode.topic("ack", self.dev)), SYNC_MS
             ):
                 raise MQTTError("no SUBACK", -1)
             c.sync(SYNC_MS)
+            self.step("sync")
             self.convert_estimated()
-            for _ in range(2):  # a second pass if the first one's ack taught us the time
-                if not self.publish_due(c, t0):
-                    break
-                self.convert_estimated()
-            if self.mem.get("online") != self.boot:
+            # A second pass only when the first one's acknowledgement taught the clock and so
+            # made readings taken without it sendable; both passes share the per-wake cap.
+            if self.publish_due(c, t0) and self.convert_estimated():
+                self.publish_due(c, t0)
+            self.step("publish")
+            if self.mem.get("online") != self.boot or unclean:
                 now = self.utc()
                 st = {
                     "state": "online",
@@ -214,6 +252,7 @@ class Wake:
                 if c.publish(topic, payload, PUBACK_MS, retain=True):
                     self.mem["online"] = self.boot
             c.disconnect()
+            self.mem["unclean"] = False
             self.mem["net"] = "ok"
         finally:
             c.close()
@@ -224,16 +263,29 @@ class Wake:
         True if anything was published."""
         hw = self.hw
         rb = self.rb
-        resend_ms = max(RESEND_MIN_S, self.cfg["interval"] // 2) * 1000
-        recs = []
-        for seq in rb.due(self.boot, hw.rtc_ms(), resend_ms):
+        resend_ms = max(RESEND_MIN_S, int(self.cfg["interval"]) // 2) * 1000
+        recs: list = []
+        sent: list = []
+        due = rb.due(self.boot, hw.rtc_ms(), resend_ms)
+        fire = self.fire_seq
+        if fire is not None and fire in due:
+            due.remove(fire)
+            rec = rb.read(fire)
+            self.fire_seq = None
+            if rec.get("ts") is not None:
+                self.published = True
+                topic, payload = encode.reading(self.dev, rec)
+                if not c.publish(topic, payload, PUBACK_MS):
+                    raise MQTTError("no PUBACK within %d ms" % PUBACK_MS, -1)
+                rb.mark_sent([rec["seq"]], self.boot, hw.rtc_ms())
+                sent.append(rec["seq"])
+        for seq in due:
+            if len(recs) >= self.quota:
+                break
             rec = rb.read(seq)
             if rec.get("ts") is not None:  # still without a clock: kept until it has one
                 recs.append(rec)
-            if len(recs) >= MAX_BATCHES * encode.BATCH_READINGS:
-                break
-        if not recs:
-            return False
+        self.quota -= len(recs)
         if len(recs) == 1:
             msgs = [(recs, encode.reading(self.dev, recs[0]))]
         else:
@@ -242,7 +294,6 @@ class Wake:
                 (recs[i : i + n], encode.batch(self.dev, recs[i : i + n]))
                 for i in range(0, len(recs), n)
             ]
-        sent = []
         for group, (topic, payload) in msgs:
             if hw.ticks_diff(hw.ticks_ms(), t0) > SESSION_BUDGET_MS:
                 log_warn("session budget spent; the rest goes at the next wake")
@@ -253,6 +304,8 @@ class Wake:
             seqs = [r["seq"] for r in group]
             rb.mark_sent(seqs, self.boot, hw.rtc_ms())
             sent.extend(seqs)
+        if not sent:
+            return False
         rb.save_state()
         live = rb.live
         c.wait(lambda: not any(s in live for s in sent), ACK_WAIT_MS)

@@ -92,8 +92,14 @@ class MQTTClient:
     def _left(self, deadline: int) -> int:
         return self.clock.ticks_diff(deadline, self.clock.ticks_ms())
 
+    def _sock(self):
+        sock = self.sock
+        if sock is None:
+            raise OSError("not connected")
+        return sock
+
     def _send(self, data: bytes) -> None:
-        self.sock.write(data)
+        self._sock().write(data)
 
     def _next_pid(self) -> int:
         self.pid = self.pid % 65535 + 1
@@ -109,7 +115,7 @@ class MQTTClient:
             if left <= 0:
                 return None
             if self.clock.wait_readable(self.poller, min(left, _POLL_MS)):
-                chunk = self.sock.recv(4096)
+                chunk = self._sock().recv(4096)
                 if not chunk:
                     raise OSError("connection closed by broker")
                 self.buf += chunk

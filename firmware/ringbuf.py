@@ -9,7 +9,7 @@ from binascii import crc32
 from log import log_warn
 from micropython import const
 
-# A slot holds one reading: [mark][len u16][JSON payload][crc32 u32 of payload], rest unused.
+# A slot holds one reading: [mark][len u16][seq u32][dropped u32][JSON][crc32 u32], rest unused.
 # A reading goes to slot seq % slots in three writes: mark WRITING, the rest, mark LIVE. A
 # power cut anywhere in between leaves WRITING (a torn record: skipped), never a record that
 # looks whole. A reading whose end-to-end acknowledgement arrived is marked DONE by rewriting
@@ -19,7 +19,7 @@ from micropython import const
 LIVE = const(0xB5)
 DONE = const(0xB4)
 WRITING = const(0xB6)
-_HEAD = const(3)
+_HEAD = const(11)
 _TAIL = const(4)
 SLOT_SIZE = const(384)
 
@@ -30,7 +30,8 @@ class PowerCut(BaseException):
 
 
 class FileFlash:
-    """A region of flash as a file (LittleFS on the ESP32, a plain file on Unix)."""
+    """A region of flash as a file (LittleFS on the ESP32, a plain file on Unix), opened once
+    per wake: recovery reads every slot, and an open per slot costs seconds on LittleFS."""
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
@@ -42,16 +43,20 @@ class FileFlash:
         if have < size:
             with open(path, "ab") as f:
                 f.write(b"\xff" * (size - have))
+        self.f = open(path, "r+b")  # noqa: SIM115 - held for the wake, closed by close()
 
     def read(self, offset: int, n: int) -> bytes:
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(n)
+        self.f.seek(offset)
+        return self.f.read(n)
 
     def write(self, offset: int, data: bytes) -> None:
-        with open(self.path, "r+b") as f:
-            f.seek(offset)
-            f.write(data)
+        """Write and flush (on LittleFS a flush commits the file)."""
+        self.f.seek(offset)
+        self.f.write(data)
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def _atomic_write(path: str, text: str) -> None:
@@ -64,30 +69,42 @@ def _atomic_write(path: str, text: str) -> None:
 
 
 def pack(rec: dict) -> bytes:
+    """A slot's bytes: mark, length, seq and dropped in a fixed header (recovery reads only
+    these, no JSON), the record as JSON, and a CRC-32 over everything but the mark."""
     payload = json.dumps(rec).encode()
     if len(payload) > SLOT_SIZE - _HEAD - _TAIL:
         raise ValueError("record of %d bytes does not fit a slot" % len(payload))
-    return struct.pack("<BH", LIVE, len(payload)) + payload + struct.pack("<I", crc32(payload))
+    head = struct.pack("<BHII", LIVE, len(payload), rec["seq"], rec["dropped"])
+    body = head[1:] + payload
+    return head[:1] + body + struct.pack("<I", crc32(body))
+
+
+def check(raw: bytes):
+    """(mark, seq, dropped) of an intact slot, or None for an empty slot or a torn record."""
+    if len(raw) < _HEAD + _TAIL or raw[0] not in (LIVE, DONE):
+        return None
+    n, seq, dropped = struct.unpack("<HII", raw[1:_HEAD])
+    if n > len(raw) - _HEAD - _TAIL:
+        return None
+    (crc,) = struct.unpack("<I", raw[_HEAD + n : _HEAD + n + _TAIL])
+    if crc32(raw[1 : _HEAD + n]) != crc:
+        return None
+    return raw[0], seq, dropped
 
 
 def unpack(raw: bytes):
-    """(mark, record) of a slot, or None for an empty slot or a torn record."""
-    if len(raw) < _HEAD + _TAIL or raw[0] not in (LIVE, DONE):
+    """(mark, record) of an intact slot, or None."""
+    head = check(raw)
+    if head is None:
         return None
     n = raw[1] | raw[2] << 8
-    if n > len(raw) - _HEAD - _TAIL:
-        return None
-    payload = raw[_HEAD : _HEAD + n]
-    (crc,) = struct.unpack("<I", raw[_HEAD + n : _HEAD + n + _TAIL])
-    if crc32(payload) != crc:
-        return None
     try:
-        rec = json.loads(payload)
+        rec = json.loads(raw[_HEAD : _HEAD + n])
     except ValueError:
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("seq"), int):
+    if not isinstance(rec, dict):
         return None
-    return raw[0], rec
+    return head[0], rec
 
 
 class RingBuffer:
@@ -109,18 +126,18 @@ class RingBuffer:
         top = -1
         top_dropped = 0
         for i in range(slots):
-            got = unpack(flash.read(i * SLOT_SIZE, SLOT_SIZE))
+            raw = flash.read(i * SLOT_SIZE, SLOT_SIZE)
+            got = check(raw)
             if got is None:
-                if flash.read(i * SLOT_SIZE, 1) != b"\xff":
+                if raw[:1] != b"\xff":
                     self.torn += 1
                 continue
-            mark, rec = got
-            seq = rec["seq"]
+            mark, seq, dropped = got
             if seq % slots != i:
                 self.torn += 1
                 continue
             top = max(top, seq)
-            top_dropped = max(top_dropped, rec.get("dropped", 0))
+            top_dropped = max(top_dropped, dropped)
             if mark == LIVE:
                 self.live[seq] = i
         if self.torn:

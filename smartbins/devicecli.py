@@ -352,6 +352,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
             path = write_config(s.configs_dir, cred.username, cfg)
             print(f"provisioned {cred.username} on bin {req.bin_id}: {path} (mode 0600)")
         print(f"{len(creds)} device(s) provisioned; passwords are in the config files only.")
+        if not s.wifi_ssid:
+            print(
+                "note: no Wi-Fi network set (wifi_ssid / --wifi-ssid): these devices will not "
+                "connect; set it and run `smartbins device rotate DEVICE_ID` to rewrite a config",
+                file=sys.stderr,
+            )
     finally:
         registry.close()
     return 0

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 SLOT_SIZE = 384
 LIVE, DONE = 0xB5, 0xB4
+HEAD = 11  # mark, length, seq, dropped
 
 
 def micropython() -> str:
@@ -66,14 +67,15 @@ def read_slots(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = data[off : off + SLOT_SIZE]
         if raw[0] not in (LIVE, DONE):
             continue
-        n = raw[1] | raw[2] << 8
-        if n > SLOT_SIZE - 7:
+        n, seq, dropped = struct.unpack("<HII", raw[1:HEAD])
+        if n > SLOT_SIZE - HEAD - 4:
             continue
-        payload = raw[3 : 3 + n]
-        (crc,) = struct.unpack("<I", raw[3 + n : 7 + n])
-        if zlib.crc32(payload) != crc:
+        (crc,) = struct.unpack("<I", raw[HEAD + n : HEAD + n + 4])
+        if zlib.crc32(raw[1 : HEAD + n]) != crc:
             continue
-        out.append((raw[0], json.loads(payload)))
+        rec = json.loads(raw[HEAD : HEAD + n])
+        assert (rec["seq"], rec["dropped"]) == (seq, dropped)
+        out.append((raw[0], rec))
     return out
 
 
@@ -137,6 +139,8 @@ class FakeDevice:
 
     def power_cut(self) -> None:
         """The next start is a power-on: RTC counter and RTC memory (the clock) are lost."""
+        if not (self.dir / "world.json").exists():
+            return  # never started: the first start is a power-on anyway
         w = self.world()
         w["asleep"] = False
         (self.dir / "world.json").write_text(json.dumps(w))
@@ -173,6 +177,8 @@ class Acknowledger:
         self.stored: dict[tuple[str, int], set[int]] = {}
         self.readings: dict[tuple[str, int], p.Reading] = {}
         self.copies = 0
+        #: Every reading or batch message as it arrived: (device, kind, seqs).
+        self.messages: list[tuple[str, str, list[int]]] = []
         self.statuses: list[p.Status] = []
         self.errors: list[str] = []
         self.acking = True
@@ -210,6 +216,8 @@ class Acknowledger:
             with self.lock:
                 self.errors.extend(str(e) for e in decoded.rejected)
         with self.lock:
+            kind = "batch" if isinstance(decoded, p.ReadingBatch) else "reading"
+            self.messages.append((decoded.device, kind, [r.seq for r in readings]))  # type: ignore[union-attr]
             for r in readings:  # type: ignore[union-attr]
                 self.stored.setdefault((r.device, r.seq), set()).add(r.ts_ms)
                 self.readings[(r.device, r.seq)] = r
@@ -263,7 +271,7 @@ class Fleet:
         with Registry(self.registry_path) as reg:
             reg.add_municipality("0101", "Københavns Kommune")
             reg.add_site("site-0", "0101", 55.68, 12.58, "Kongens Nytorv")
-            for i in range(40):
+            for i in range(300):
                 reg.add_bin(f"bin-{i}", "site-0", "residual", 240)
 
     @property
@@ -295,7 +303,8 @@ class Fleet:
 
         before = self.server._reloads()
         rc = cli.main(list(argv))
-        if rc == 0 and argv[0] in ("provision", "device") and self.server.running:
+        reloads = argv[0] == "provision" or (argv[0] == "device" and argv[1] != "move")
+        if rc == 0 and reloads and self.server.running:
             wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
         return rc
 

@@ -1,0 +1,230 @@
+"""The technicians' commands against a real broker, registry and InfluxDB: provision (single
+and bulk), revoke, rotate, move, decommission, calibrate (applied by the firmware at its next
+wake), flash --dry-run, and the settings file."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from fwtools import FakeDevice, Fleet
+
+from smartbins import protocol as p
+from smartbins.devicecli import DeviceCliSettings, empty_distance, flash_commands
+from smartbins.passwords import verify_password
+from smartbins.registry import Registry
+from smartbins.servers import InfluxDB
+from smartbins.settings import ConfigError, load
+
+
+def provision(fleet: Fleet, *argv: str) -> int:
+    return fleet.cli(
+        "provision",
+        *argv,
+        *fleet.cli_args(),
+        "--out",
+        str(fleet.configs),
+        "--broker-host",
+        "127.0.0.1",
+        "--broker-port",
+        str(fleet.port),
+    )
+
+
+def config_of(fleet: Fleet, device: str) -> dict:
+    return json.loads((fleet.configs / device / "config.json").read_text())
+
+
+def test_provision_writes_a_private_config_and_never_prints_the_secret(
+    fleet: Fleet, capsys: pytest.CaptureFixture[str], mqtt_probe_factory
+) -> None:
+    assert provision(fleet, "cli-0001", "--bin", "bin-10") == 0
+    out = capsys.readouterr()
+    path = fleet.configs / "cli-0001" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    cfg = config_of(fleet, "cli-0001")
+    assert cfg["device"] == "cli-0001" and cfg["broker"] == {
+        "host": "127.0.0.1",
+        "port": fleet.port,
+    }
+    secret = cfg["password"]
+    assert len(secret) >= 24
+    assert secret not in out.out + out.err
+    assert verify_password(secret, fleet.server.passwords.read()["cli-0001"])
+    with Registry(fleet.registry_path) as reg:
+        assert reg.current_link("cli-0001").bin_id == "bin-10"  # type: ignore[union-attr]
+    probe = mqtt_probe_factory(fleet.port, "cli-0001", secret, client_id="cli-0001")
+    assert not probe.connect().is_failure
+
+
+def test_bulk_provisions_all_or_nothing(fleet: Fleet, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("device_id,bin_id\ncli-b1,bin-11\ncli-b2,bin-12\ncli-b3,bin-13,tof\n")
+    assert provision(fleet, "--bulk", str(good)) == 0
+    assert all((fleet.configs / d / "config.json").exists() for d in ("cli-b1", "cli-b2", "cli-b3"))
+    assert config_of(fleet, "cli-b3")["sensor"] == "tof"
+    before = fleet.server.passwd_path.read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cli-b4,bin-14\ncli-b5,no-such-bin\n")
+    assert provision(fleet, "--bulk", str(bad)) == 1
+    assert fleet.server.passwd_path.read_text() == before
+    assert not (fleet.configs / "cli-b4").exists()
+    with Registry(fleet.registry_path) as reg:
+        assert "cli-b4" not in {d.id for d in reg.devices()}
+
+
+def test_rotate_move_decommission(fleet: Fleet, mqtt_probe_factory) -> None:
+    assert provision(fleet, "cli-life", "--bin", "bin-15") == 0
+    old = config_of(fleet, "cli-life")["password"]
+    rotate = ["device", "rotate", "cli-life", *fleet.cli_args(), "--out", str(fleet.configs)]
+    assert fleet.cli(*rotate) == 0
+    new = config_of(fleet, "cli-life")["password"]
+    assert new != old
+    assert mqtt_probe_factory(fleet.port, "cli-life", old).connect().is_failure
+    assert not mqtt_probe_factory(fleet.port, "cli-life", new).connect().is_failure
+    assert fleet.cli("device", "move", "cli-life", "--bin", "bin-16", *fleet.cli_args()) == 0
+    assert fleet.cli("device", "decommission", "cli-life", *fleet.cli_args()) == 0
+    assert mqtt_probe_factory(fleet.port, "cli-life", new).connect().is_failure
+    with Registry(fleet.registry_path) as reg:
+        assert reg.device("cli-life").state == "decommissioned"
+        assert [link.bin_id for link in reg.history("cli-life")] == ["bin-15", "bin-16"]
+        assert reg.current_link("cli-life") is None
+    assert fleet.cli("device", "revoke", "no-such-device", *fleet.cli_args()) == 1
+
+
+def test_calibrate_from_recent_readings_reaches_the_firmware(
+    fleet: Fleet,
+    influxdb: InfluxDB,
+    fake_device: FakeDevice,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet.provision("cli-cal", "bin-17", fake_device)
+    client = influxdb.client()
+    base = 1_764_000_000_000
+    mm = [900, 1180, 1210, 400, 1200]  # the last three: 1210, a spike (400), 1200
+    client.write_lines(
+        p.to_line(
+            p.reading_point(
+                p.Reading(
+                    "cli-cal", i, 1, base + i * 1000, "1.0.0", 3600, distance_mm=d, fill_pct=10.0
+                )
+            )
+        )
+        for i, d in enumerate(mm)
+    )
+    monkeypatch.setenv("SMARTBINS_SERVICE_PASSWORD", fleet.service.password)
+    monkeypatch.setenv("SMARTBINS_INFLUX_PASSWORD", influxdb.password)
+    capsys.readouterr()
+    rc = fleet.cli(
+        "calibrate",
+        "cli-cal",
+        "--full-mm",
+        "250",
+        *fleet.cli_args(),
+        "--broker-host",
+        "127.0.0.1",
+        "--broker-port",
+        str(fleet.port),
+        "--influx-url",
+        influxdb.url,
+        "--influx-database",
+        influxdb.database,
+        "--influx-username",
+        influxdb.username,
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "empty 1200 mm" in capsys.readouterr().out
+    with Registry(fleet.registry_path) as reg:
+        d = reg.device("cli-cal")
+        assert (d.cal, d.empty_mm, d.full_mm) == (1, 1200, 250)
+    # The device reads the retained config at its next wake and uses it from then on.
+    fake_device.scenario(distance_mm=725.0)
+    fake_device.run(1)
+    assert fake_device.state()["cfg"]["empty_mm"] == 1200
+    fake_device.run(1)
+    last = fake_device.records()[-1]
+    assert last["cal"] == 1
+    assert last["fill"] == pytest.approx((1200 - 725) * 100 / 950, abs=0.3)
+    assert not last["flags"] & p.Flag.UNCALIBRATED
+
+
+def test_empty_distance_needs_readings() -> None:
+    assert empty_distance([1000, 1010, 400]) == 1000
+    with pytest.raises(Exception, match="no recent readings"):
+        empty_distance([])
+
+
+def test_flash_dry_run_prints_the_exact_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from smartbins import cli
+
+    assert (
+        cli.main(
+            [
+                "flash",
+                "--port",
+                "/dev/ttyUSB7",
+                "--firmware",
+                "ESP32.bin",
+                "--config",
+                "cfg/config.json",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("--chip esp32 --port /dev/ttyUSB7 --baud 460800 erase_flash")
+    assert lines[1].endswith("write_flash -z 0x1000 ESP32.bin")
+    assert "firmware/main.py" in lines[2] and "hw_fake.py" not in lines[2]
+    assert lines[3].endswith("fs cp cfg/config.json :config.json")
+    assert lines[4].endswith("connect /dev/ttyUSB7 reset")
+    assert len(flash_commands("/dev/x", Path("i.bin"), None)) == 4
+
+
+def test_flash_without_an_image_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    from smartbins import cli
+
+    assert cli.main(["flash", "--port", "/dev/ttyUSB7", "--firmware", "/nope.bin"]) == 1
+    assert "no such MicroPython image" in capsys.readouterr().err
+
+
+def test_settings_file_and_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "devices.toml"
+    path.write_text('registry = "/srv/reg.sqlite"\nbroker_port = 8883\nwifi_ssid = "bins"\n')
+    s = load(DeviceCliSettings, path)
+    assert (s.registry, s.broker_port, s.wifi_ssid) == (Path("/srv/reg.sqlite"), 8883, "bins")
+    path.write_text('registry = "/srv/reg.sqlite"\nbroker_prot = 8883\n')
+    with pytest.raises(ConfigError, match=r"devices.toml:2: broker_prot: unknown key"):
+        load(DeviceCliSettings, path)
+    path.write_text("broker_port = 70000\n")
+    with pytest.raises(ConfigError, match="broker_port"):
+        load(DeviceCliSettings, path)
+
+
+def test_every_command_has_help() -> None:
+    from smartbins import cli
+
+    parser = cli.build_parser()
+    text = parser.format_help()
+    for command in ("provision", "device", "calibrate", "flash"):
+        assert command in text
+
+
+def test_wifi_password_goes_into_the_config_not_the_output(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMARTBINS_WIFI_PASSWORD", "wifi-secret-123")
+    assert provision(fleet, "cli-wifi", "--bin", "bin-18", "--wifi-ssid", "kommune-iot") == 0
+    out = capsys.readouterr()
+    assert "wifi-secret-123" not in out.out + out.err
+    assert config_of(fleet, "cli-wifi")["wifi"] == {
+        "ssid": "kommune-iot",
+        "password": "wifi-secret-123",
+    }
+    monkeypatch.delenv("SMARTBINS_WIFI_PASSWORD")
+    assert provision(fleet, "cli-wifi2", "--bin", "bin-19", "--wifi-ssid", "kommune-iot") == 1
+    assert "SMARTBINS_WIFI_PASSWORD" in capsys.readouterr().err
