@@ -53,7 +53,7 @@ def test_temperature_compensation_within_half_a_percent(calibrated: FakeDevice) 
     assert worst > 0.0005
 
 
-def test_failed_temperature_sensor_is_flagged_and_compensates_at_20_c(calibrated: FakeDevice) -> None:
+def test_failed_temp_sensor_is_flagged_and_compensates_at_20_c(calibrated: FakeDevice) -> None:
     r = one_reading(calibrated, distance_mm=TRUE_MM, temp_c=-20.0, temp_fail=True)
     assert r["flags"] & p.Flag.TEMP_SENSOR_ERROR
     assert "temp" not in r or r["temp"] is None
