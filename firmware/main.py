@@ -231,32 +231,45 @@ class Wake:
             c.sync(SYNC_MS)
             self.step("sync")
             self.convert_estimated()
+            announce = self.mem.get("online") != self.boot or unclean
+            if announce and self.utc() is None:
+                # No clock and perhaps nothing to be acknowledged: the gateway answers an
+                # online status with the current server time (docs/protocol.md, Time).
+                self.publish_status(c, rssi)
+                announce = False
+                c.wait(lambda: self.utc() is not None, ACK_WAIT_MS)
+                self.convert_estimated()
             # A second pass only when the first one's acknowledgement taught the clock and so
             # made readings taken without it sendable; both passes share the per-wake cap.
             if self.publish_due(c, t0) and self.convert_estimated():
                 self.publish_due(c, t0)
             self.step("publish")
-            if self.mem.get("online") != self.boot or unclean:
-                now = self.utc()
-                st = {
-                    "state": "online",
-                    "ts": now,
-                    "boot": self.boot,
-                    "fw": FW_VERSION,
-                    "bat": hw.battery_mv(),
-                    "rssi": rssi,
-                    "dropped": self.st.get("dropped", 0),
-                    "buffered": len(self.rb.live),
-                }
-                topic, payload = encode.status(self.dev, st)
-                if c.publish(topic, payload, PUBACK_MS, retain=True):
-                    self.mem["online"] = self.boot
+            if announce:
+                self.publish_status(c, rssi)
             c.disconnect()
             self.mem["unclean"] = False
             self.mem["net"] = "ok"
         finally:
             c.close()
             hw.wifi_off()
+
+    def publish_status(self, c, rssi) -> None:
+        """``online`` with the device's details; an acknowledgement after it is current."""
+        hw = self.hw
+        st = {
+            "state": "online",
+            "ts": self.utc(),
+            "boot": self.boot,
+            "fw": FW_VERSION,
+            "bat": hw.battery_mv(),
+            "rssi": rssi,
+            "dropped": self.st.get("dropped", 0),
+            "buffered": len(self.rb.live),
+        }
+        topic, payload = encode.status(self.dev, st)
+        self.published = True
+        if c.publish(topic, payload, PUBACK_MS, retain=True):
+            self.mem["online"] = self.boot
 
     def publish_due(self, c, t0: int) -> bool:
         """Publish what is due, oldest first; wait briefly for its acknowledgement. Returns

@@ -182,6 +182,9 @@ class Acknowledger:
         self.statuses: list[p.Status] = []
         self.errors: list[str] = []
         self.acking = True
+        #: Answer an ``online`` status with the server time, as docs/protocol.md asks of a
+        #: gateway; False plays a gateway that does not, to test the other time sources.
+        self.answer_status = True
         #: The server's clock for ``server_ts``. Tests set it to the fake world's true time,
         #: which runs an interval per wake; the device sets its clock from acknowledgements.
         self.now: Callable[[], int] = now_ms
@@ -210,6 +213,11 @@ class Acknowledger:
         if isinstance(decoded, p.Status):
             with self.lock:
                 self.statuses.append(decoded)
+                # A retained status is replayed history from a subscribe, not a device awake now.
+                answer = self.acking and self.answer_status and decoded.state == "online"
+                answer = answer and not msg.retain
+            if answer:  # as the gateway does: the current server time, nothing acknowledged
+                client.publish(*p.encode_message(p.Ack(decoded.device, self.now())), qos=1)
             return
         readings = decoded.readings if isinstance(decoded, p.ReadingBatch) else (decoded,)
         if isinstance(decoded, p.ReadingBatch) and decoded.rejected:

@@ -72,6 +72,7 @@ def test_clock_lost_at_a_power_cut_is_assigned_once_and_resent_unchanged(
     fake_device.scenario()
     fake_device.run(1)
     assert acker.seqs("fw-clock") == [0]
+    acker.answer_status = False  # no time source at all until NTP is back
     fake_device.power_cut()
     fake_device.scenario(ntp=False)
     fake_device.run(2)  # no clock: readings 1 and 2 stay buffered, flagged, without ts
@@ -240,6 +241,7 @@ def test_clock_learned_from_an_acknowledgement_without_ntp(
     acker.now = fake_device.true_now
     acker.wait_ready()
     acker.acking = False
+    acker.answer_status = False  # the resent reading's acknowledgement must teach the clock
     fake_device.scenario()
     fake_device.run(1)  # reading 0 sent (time from NTP), not acknowledged
     wait_until(lambda: acker.seqs("fw-ackclock") == [0], 10, message="reading 0")
@@ -256,6 +258,33 @@ def test_clock_learned_from_an_acknowledgement_without_ntp(
     truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
     # The server's clock reads the world's time at the start of the wake: within the wake.
     assert abs(ts[1] - truth1) < 5_000
+
+
+def test_clock_learned_from_the_answer_to_an_online_status(
+    fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
+) -> None:
+    """No NTP after a power cut and nothing left to acknowledge: the device announces itself
+    first, the gateway's answer carries the server time, and the reading taken without a clock
+    goes out in the same wake with its true time."""
+    fleet.provision("fw-statusclock", "bin-40", fake_device)
+    acker = acknowledger_factory(fleet.port, fleet.gateway)
+    acker.now = fake_device.true_now
+    acker.wait_ready()
+    fake_device.scenario()
+    fake_device.run(1)  # reading 0, time from NTP, acknowledged
+    wait_until(lambda: acker.seqs("fw-statusclock") == [0], 10, message="reading 0")
+    fake_device.power_cut()
+    fake_device.scenario(ntp=False)
+    fake_device.run(1)  # reading 1 without a clock; online status answered; 1 sent
+    ts = assert_landed_once(acker, fake_device, 2)
+    world = fake_device.world()
+    rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
+    assert rec1["flags"] & p.Flag.TIME_ESTIMATED
+    assert abs(ts[1] - (world["utc_ms"] - world["rtc_ms"] + rec1["rtc"])) < 5_000
+    assert ts[1] > ts[0]
+    statuses = [s for s in acker.statuses if s.device == "fw-statusclock"]
+    assert [s.state for s in statuses] == ["online", "online"]
+    assert statuses[-1].ts_ms is None  # announced before it knew the time
 
 
 def test_readings_of_a_boot_that_never_learned_the_time_are_placed_before_the_next(
