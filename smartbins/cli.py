@@ -15,7 +15,7 @@ import sys
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS: tuple[str, ...] = ("smartbins.demo",)
+COMMANDS: tuple[str, ...] = ("smartbins.demo", "simulator.cli")
 
 
 CommandError = SmartbinsError
