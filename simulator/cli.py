@@ -9,6 +9,7 @@ more; flags given on the command line win.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -153,9 +154,7 @@ def run(args: argparse.Namespace) -> int:
           f"writing to {out}")
     if cfg.fast:
         return _run_fast(cfg, options, out)
-    from simulator.broker_run import run_with_broker
-
-    return run_with_broker(cfg, options, out, ProgressBar("simulating"))
+    return _run_broker(cfg, options, out)
 
 
 def _run_fast(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
@@ -184,3 +183,53 @@ def _run_fast(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
         print(f"UNACCOUNTED readings on {len(problems)} devices", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_broker(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
+    """Own Mosquitto (production config) on a free loopback port, devices provisioned with
+    their own credentials, the test acknowledger standing in for the gateway."""
+    from simulator.acknowledger import TestAcknowledger
+    from simulator.fleet import BrokerFleet, buffered, build_world, provision_fleet
+    from simulator.truth import account
+    from smartbins.provisioning import GATEWAY_ACCOUNT, ensure_service_accounts
+    from smartbins.registry import Registry
+    from smartbins.servers import Mosquitto
+
+    if cfg.schedule is not None:
+        raise SmartbinsError("--schedule is supported with --fast only for now")
+    # The broker drops to the mosquitto user: its files live in a temp dir it can reach (an
+    # --out under a 0700 tree would lock it out), removed afterwards.
+    broker_dir = temp_workdir("simulate-broker")
+    broker = Mosquitto(broker_dir)
+    services = ensure_service_accounts(broker.passwords, broker_dir / "secrets")
+    registry = Registry(out / "registry.sqlite")
+    ack: TestAcknowledger | None = None
+    try:
+        broker.start()
+        world = build_world(cfg.bins, options, out / "truth.sqlite", registry, devices=False)
+        passwords = provision_fleet(world, registry, broker.passwords)
+        print(f"  mosquitto on 127.0.0.1:{broker.port}; {len(passwords)} devices provisioned, "
+              "each with its own password (not shown); test acknowledger standing in for "
+              "the gateway")
+        ack = TestAcknowledger(broker.port, services[GATEWAY_ACCOUNT]).start()
+        fleet = BrokerFleet(world, broker.port, passwords, cfg.speed)
+        t0 = time.monotonic()
+        stats = fleet.run(progress=ProgressBar("simulating"))
+        elapsed = time.monotonic() - t0
+        problems = account(out / "truth.sqlite", ack.store.seqs(), buffered(world))
+        world.truth.close()
+        print(f"{stats.wakes} wakes, {stats.connects} connects ({stats.connects / elapsed:,.0f}/s"
+              f"), {stats.connect_failures} failed, {stats.offline_wakes} offline, "
+              f"{ack.store.count()} readings stored and acknowledged end to end, "
+              f"{world.emptying_count} emptyings, {world.overflow_count} overflows")
+        print(f"ground truth: {out / 'truth.sqlite'}  registry: {out / 'registry.sqlite'}")
+        if problems:
+            print(f"UNACCOUNTED readings on {len(problems)} devices", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if ack is not None:
+            ack.stop()
+        broker.stop()
+        registry.close()
+        shutil.rmtree(broker_dir, ignore_errors=True)

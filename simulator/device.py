@@ -236,10 +236,10 @@ class VirtualDevice:
 
     def status_online(self, t_ms: int, battery_mv: int | None, rssi: int | None
                       ) -> tuple[str, bytes] | None:
-        """Step 9: ``online`` after the first connect of a boot, else None."""
+        """Step 9: ``online`` after the first connect of a boot, else None. The transport calls
+        :meth:`online_published` once the broker has it (a wake cut short sends it next time)."""
         if self.online_sent:
             return None
-        self.online_sent = True
         return p.encode_message(
             p.Status(
                 self.id, "online", ts_ms=max(t_ms, p.TS_MIN_MS), boot=self.flash.boot,
@@ -247,6 +247,9 @@ class VirtualDevice:
                 buffered=len(self.flash.buffer),
             )
         )
+
+    def online_published(self) -> None:
+        self.online_sent = True
 
     def will(self) -> tuple[str, bytes]:
         return p.encode_message(p.Status(self.id, "lost"))

@@ -96,3 +96,12 @@ def test_cli_config_file_and_errors(tmp_path, capsys):
 
 def test_start_is_in_the_past_by_more_than_the_run():
     assert start_for(30, now_s=1_800_000_000) + 30 * 86400 < 1_800_000_000
+
+
+def test_cli_broker_mode(tmp_path, capsys):
+    out = tmp_path / "broker-run"
+    assert main(["simulate", "--bins", "4", "--days", "0.25", "--speed", "7200", "--seed", "2",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "devices provisioned" in text and "acknowledged end to end" in text
+    assert _rows(out / "truth.sqlite", "SELECT count(*) FROM readings")[0][0] >= 20
