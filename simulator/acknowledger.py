@@ -110,8 +110,10 @@ class TestAcknowledger:
         self.port = port
         self._paused = threading.Event()
         self._subscribed = threading.Event()
+        # A clean session: a persistent member of $share/gateways that stopped would keep
+        # taking its share of every later message on a shared broker (design.md).
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
             manual_ack=True,
         )
         self.client.username_pw_set(creds.username, creds.password)
@@ -155,5 +157,6 @@ class TestAcknowledger:
             self._process(msg)
 
     def stop(self) -> None:
+        self.client.unsubscribe(p.shared_subscription())
         self.client.disconnect()
         self.client.loop_stop()
