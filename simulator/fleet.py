@@ -13,8 +13,8 @@ import asyncio
 import heapq
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator import city as city_mod
@@ -173,6 +173,11 @@ class BrokerStats:
     acks: int = 0
     bad_messages: int = 0
     lag_s: float = 0.0  #: how far the scheduler ran behind the simulated clock, at most
+    errors: dict[str, int] = field(default_factory=dict)  #: failure message -> count
+
+    def error(self, e: BaseException) -> None:
+        key = str(e)[:80] or type(e).__name__
+        self.errors[key] = self.errors.get(key, 0) + 1
 
 
 class BrokerFleet:
@@ -200,6 +205,7 @@ class BrokerFleet:
         connect_timeout_s: float = 5.0,
         max_active: int = 5000,
         clock: Callable[[], float] = time.monotonic,
+        only: Sequence[int] | None = None,
     ) -> None:
         self.world = world
         self.port = port
@@ -223,6 +229,9 @@ class BrokerFleet:
         self._real0 = 0.0
         self.until_s = world.end_s
         self.progress: Progress | None = None
+        #: the device indices this fleet runs (all by default); shards of one world can run in
+        #: several processes, each with the same seed, to use more than one core
+        self.only = list(range(len(world.devices))) if only is None else list(only)
 
     # ------------------------------------------------------------------ clock and control
 
@@ -313,7 +322,7 @@ class BrokerFleet:
     async def _main(self) -> None:
         w = self.world
         self._real0 = self.clock()
-        heap = [(w.first_wake(i), i) for i in range(len(w.devices))]
+        heap = [(w.first_wake(i), i) for i in self.only]
         heapq.heapify(heap)
         start, end = w.opt.start_s, self.until_s
         while not self._stopping and heap and heap[0][0] < end:
@@ -355,8 +364,9 @@ class BrokerFleet:
                 self.port, dev.id, dev.id, self.passwords[dev.id], will=dev.will(),
                 clean=False, keepalive=60, timeout=self.connect_timeout_s,
             )
-        except MqttError:
+        except MqttError as e:
             self.stats.connect_failures += 1
+            self.stats.error(e)
             return
         self.stats.connects += 1
         self.conns[i] = conn
@@ -371,14 +381,11 @@ class BrokerFleet:
                 self.stats.messages += 1
                 self.stats.readings_sent += len(out.seqs)
                 pending.update(out.seqs)
-            deadline = asyncio.get_running_loop().time() + self.ack_wait_s
-            while pending & {e.seq for e in dev.flash.buffer}:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                try:
-                    msg = await asyncio.wait_for(conn.messages.get(), left)
-                except TimeoutError:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.ack_wait_s
+            while pending and pending & {e.seq for e in dev.flash.buffer}:
+                msg = await conn.next_message(deadline - loop.time())
+                if msg is None:
                     break
                 self._handle(dev, msg)
             self._take_in(dev, conn)
@@ -387,8 +394,9 @@ class BrokerFleet:
                 await conn.publish(*status, retain=True)
                 dev.online_published()
             await conn.disconnect()
-        except (MqttError, asyncio.CancelledError):
+        except (MqttError, asyncio.CancelledError) as e:
             self.stats.wake_errors += 1
+            self.stats.error(e)
             conn.abort()
         finally:
             self.conns.pop(i, None)
