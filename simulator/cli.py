@@ -157,18 +157,24 @@ def run(args: argparse.Namespace) -> int:
     return _run_broker(cfg, options, out)
 
 
-def _run_fast(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
+def _schedule(cfg: SimulateConfig) -> col.Collections | None:
+    """The schedule file's visits, checked against the city's bins (None: fixed weekdays)."""
+    if cfg.schedule is None:
+        return None
     from simulator.city import generate
+
+    city = generate(cfg.bins, cfg.seed)
+    return col.Collections(col.read_schedule(cfg.schedule, [b.id for b in city.bins]))
+
+
+def _run_fast(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
     from simulator.fleet import buffered, build_world, run_fast
     from simulator.truth import account
     from smartbins.registry import Registry
 
-    visits = None
-    if cfg.schedule is not None:
-        city = generate(cfg.bins, cfg.seed)
-        visits = col.Collections(col.read_schedule(cfg.schedule, [b.id for b in city.bins]))
     registry = Registry(out / "registry.sqlite")
-    world = build_world(cfg.bins, options, out / "truth.sqlite", registry, collections=visits)
+    world = build_world(cfg.bins, options, out / "truth.sqlite", registry,
+                        collections=_schedule(cfg))
     t0 = time.monotonic()
     stats, store = run_fast(world, progress=ProgressBar("simulating"))
     elapsed = time.monotonic() - t0
@@ -195,8 +201,6 @@ def _run_broker(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
     from smartbins.registry import Registry
     from smartbins.servers import Mosquitto
 
-    if cfg.schedule is not None:
-        raise SmartbinsError("--schedule is supported with --fast only for now")
     # The broker drops to the mosquitto user: its files live in a temp dir it can reach (an
     # --out under a 0700 tree would lock it out), removed afterwards.
     broker_dir = temp_workdir("simulate-broker")
@@ -206,7 +210,8 @@ def _run_broker(cfg: SimulateConfig, options: WorldOptions, out: Path) -> int:
     ack: TestAcknowledger | None = None
     try:
         broker.start()
-        world = build_world(cfg.bins, options, out / "truth.sqlite", registry, devices=False)
+        world = build_world(cfg.bins, options, out / "truth.sqlite", registry, devices=False,
+                            collections=_schedule(cfg))
         passwords = provision_fleet(world, registry, broker.passwords)
         print(f"  mosquitto on 127.0.0.1:{broker.port}; {len(passwords)} devices provisioned, "
               "each with its own password (not shown); test acknowledger standing in for "

@@ -105,3 +105,22 @@ def test_cli_broker_mode(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "devices provisioned" in text and "acknowledged end to end" in text
     assert _rows(out / "truth.sqlite", "SELECT count(*) FROM readings")[0][0] >= 20
+
+
+def test_cli_schedule_file(tmp_path, capsys):
+    from simulator.city import generate
+    from simulator.cli import start_for
+    from simulator.collections import Visit, write_schedule
+
+    city = generate(6, 4)
+    t = start_for(2) + 86400
+    write_schedule(tmp_path / "plan.csv", [Visit(t, b.id, "truck-009") for b in city.bins])
+    out = tmp_path / "o"
+    assert main(["simulate", "--fast", "--bins", "6", "--days", "2", "--seed", "4",
+                 "--schedule", str(tmp_path / "plan.csv"), "--out", str(out)]) == 0
+    rows = _rows(out / "truth.sqlite", "SELECT truck, source FROM emptyings")
+    assert rows == [("truck-009", "schedule")] * 6
+    (tmp_path / "bad.csv").write_text("bin_id,time,truck\nbin-99999,2026-01-01T00:00:00Z,t\n")
+    assert main(["simulate", "--fast", "--bins", "6", "--schedule",
+                 str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o2")]) == 1
+    assert "bad.csv:2: bin_id 'bin-99999'" in capsys.readouterr().err
