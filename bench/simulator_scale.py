@@ -145,7 +145,7 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--processes", type=int, default=2,
+    ap.add_argument("--processes", type=int, default=1,
                     help="Fleet processes (shards of the same seeded world)")
     ap.add_argument("--acknowledgers", type=int, default=2,
                     help="Test acknowledger processes sharing $share/gateways (like gateways)")
@@ -251,6 +251,10 @@ def main() -> int:
         print(f"  CPU: broker {100 * bcpu / el:.0f}% of a core, fleet processes "
               f"{100 * tot['cpu'] / el:.0f}% "
               f"({args.acknowledgers} acknowledger processes share the 2 cores)")
+        per_wake = tot["cpu"] / max(tot["wakes"], 1)
+        print(f"  CPU per wake: fleet {1000 * per_wake:.2f} ms, broker "
+              f"{1000 * bcpu / max(tot['connects'], 1):.2f} ms -> one free core runs "
+              f"{1 / per_wake:,.0f} fleet wakes/s (load-independent capacity estimate)")
         print(f"  ratio fleet/baseline: {steady_conn / base:.1f}x; "
               f"fleet/target: {steady_conn / target:.2f}; broker headroom: "
               f"{ceiling / max(steady_conn, 1):.1f}x the fleet's connect rate")
