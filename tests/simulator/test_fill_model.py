@@ -60,6 +60,14 @@ def test_simulated_weekday_pattern_matches_the_data(params, simulated):
     assert int(np.argmin(got)) == int(np.argmin(target)) == 6
 
 
+def test_simulated_hour_of_day_pattern_follows_the_fitted_one(params, simulated):
+    """Not a tested tolerance of the issue, but the day's shape must survive: quiet nights,
+    busy late mornings (correlation with the fitted hourly factors)."""
+    got, fitted = np.array(simulated.hour), np.array(params.hour)
+    assert np.corrcoef(got, fitted)[0, 1] > 0.9
+    assert got[2] < 0.5 < 1.5 < got[10]
+
+
 def test_targets_are_what_the_real_data_says(params):
     if not SHARED.exists():
         pytest.skip(f"{SHARED} is absent: the Frankfurt data is not on this machine")
