@@ -60,6 +60,7 @@ class SimulateConfig:
     out: Path | None = None
     interval_s: int = 3600
     buffer_capacity: int = 2000
+    level_every_s: int = 3600  #: true level of every bin sampled this often into the truth
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,8 @@ class SimulateConfig:
             raise ValueError(f"speed: {self.speed} must be positive")
         if not 10 <= self.interval_s <= 604800:
             raise ValueError(f"interval_s: {self.interval_s} must be 10..604800 seconds")
+        if self.level_every_s < 60:
+            raise ValueError(f"level_every_s: {self.level_every_s} must be at least 60 seconds")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         seed=cfg.seed, start_s=start_for(cfg.days), days=cfg.days,
         defaults=DeviceDefaults(interval_s=cfg.interval_s, buffer_capacity=cfg.buffer_capacity),
         rates=cfg.faults.rates(), fixed_schedule=cfg.schedule is None,
+        level_every_s=cfg.level_every_s,
     )
     print(f"smartbins simulate: {cfg.bins} bins, {cfg.days:g} days, seed {cfg.seed}, "
           f"{'in process' if cfg.fast else f'broker mode at speed {cfg.speed:g}'}; "
