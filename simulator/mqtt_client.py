@@ -73,6 +73,11 @@ def publish_packet(topic: str, payload: bytes, pid: int, retain: bool = False) -
                    _str(topic) + struct.pack("!H", pid) + payload)
 
 
+def _expire(fut: asyncio.Future[bytes]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 @dataclass
 class Message:
     topic: str
@@ -173,13 +178,17 @@ class Connection(asyncio.Protocol):
         fut: asyncio.Future[bytes] = self.loop.create_future()
         self._waiting[(kind, pid)] = fut
         self.transport.write(self._take_owed() + packet)
+        # a plain timer, not asyncio.timeout(): this runs several times per wake, and the
+        # context manager costs several times more than the timer it sets
+        timer = self.loop.call_later(timeout, _expire, fut)
         try:
-            async with asyncio.timeout(timeout):
-                return await fut
+            return await fut
         except TimeoutError:
             self._waiting.pop((kind, pid), None)
             raise MqttError(f"no {'PUBACK' if kind == PUBACK else 'SUBACK'} within "
                             f"{timeout:g} s") from None
+        finally:
+            timer.cancel()
 
     async def subscribe(self, topics: list[str], timeout: float = 5.0) -> bytes:
         pid = self._next_pid()
