@@ -1,1 +1,1 @@
-"""simulator package: see README.md for what it holds."""
+"""simulator: a virtual municipality of smart bins with ground truth; see docs/simulator.md."""

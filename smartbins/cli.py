@@ -17,6 +17,7 @@ from smartbins.errors import SmartbinsError
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "smartbins.demo",
+    "simulator.cli",
     "smartbins.devicecli",
     "gateway.cli",
 )

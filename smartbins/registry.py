@@ -67,6 +67,42 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX device_bins_open_device ON device_bins(device_id) WHERE to_ms IS NULL;
     CREATE UNIQUE INDEX device_bins_open_bin ON device_bins(bin_id) WHERE to_ms IS NULL;
     """,
+    # 2: depots, disposal sites and the streams they accept, trucks and their compartments
+    # (added with the simulator's city generator; the planner reads them)
+    """
+    CREATE TABLE depots (
+        id              TEXT PRIMARY KEY,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        name            TEXT NOT NULL DEFAULT '',
+        lat             REAL NOT NULL CHECK (lat BETWEEN -90 AND 90),
+        lon             REAL NOT NULL CHECK (lon BETWEEN -180 AND 180)
+    );
+    CREATE TABLE disposal_sites (
+        id              TEXT PRIMARY KEY,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        name            TEXT NOT NULL DEFAULT '',
+        lat             REAL NOT NULL CHECK (lat BETWEEN -90 AND 90),
+        lon             REAL NOT NULL CHECK (lon BETWEEN -180 AND 180)
+    );
+    CREATE TABLE disposal_streams (
+        disposal_site_id TEXT NOT NULL REFERENCES disposal_sites(id),
+        stream           TEXT NOT NULL,
+        PRIMARY KEY (disposal_site_id, stream)
+    );
+    CREATE TABLE trucks (
+        id          TEXT PRIMARY KEY,
+        depot_id    TEXT NOT NULL REFERENCES depots(id),
+        name        TEXT NOT NULL DEFAULT '',
+        shift_s     INTEGER NOT NULL CHECK (shift_s > 0)
+    );
+    CREATE TABLE truck_compartments (
+        truck_id    TEXT NOT NULL REFERENCES trucks(id),
+        idx         INTEGER NOT NULL CHECK (idx >= 0),
+        stream      TEXT NOT NULL,
+        capacity_l  REAL NOT NULL CHECK (capacity_l > 0),
+        PRIMARY KEY (truck_id, idx)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _DEVICE_COLUMNS = "id, state, sensor, credential_version, cal, empty_mm, full_mm"

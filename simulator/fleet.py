@@ -1,0 +1,416 @@
+"""Run a fleet: in process (``run_fast``) or through a real broker (``BrokerFleet``).
+
+Both drive the same :class:`~simulator.world.World` in simulated-time order, so the readings
+are the same for the same seed. In the fast mode the network is a function call: each wake
+that is not in an offline window connects (the session is kept), publishes what is due through
+the protocol encoder, the in-process :class:`~simulator.acknowledger.AckStore` decodes and
+stores it, and the acknowledgement comes back within the wake, as it usually does in 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulator import city as city_mod
+from simulator.acknowledger import AckStore
+from simulator.collections import Collections
+from simulator.device import VirtualDevice
+from simulator.mqtt_client import Connection, Message, MqttError, connect
+from simulator.truth import Truth
+from simulator.world import World, WorldOptions
+from smartbins import protocol as p
+from smartbins.passwords import PasswordFile
+from smartbins.provisioning import ProvisionRequest, provision
+from smartbins.registry import Registry
+
+Progress = Callable[[float], None]  #: called with the simulated fraction done (0..1)
+
+
+def build_world(
+    bins: int,
+    options: WorldOptions,
+    truth_path: Path | str,
+    registry: Registry | None = None,
+    collections: Collections | None = None,
+    devices: bool = True,
+    device_prefix: str = "kbh",
+    **world_kw: object,
+) -> World:
+    """A seeded city written to ``registry`` (if given; with devices unless ``devices`` is
+    False, e.g. when provisioning gives them broker accounts) and its world."""
+    city = city_mod.generate(bins, options.seed, device_prefix)
+    if registry is not None:
+        city_mod.write_registry(city, registry)
+        if devices:
+            city_mod.add_devices(city, registry, options.start_s * 1000)
+    return World(city, options, Truth(truth_path), collections=collections, **world_kw)
+
+
+@dataclass
+class RunStats:
+    wakes: int = 0
+    readings: int = 0
+    messages: int = 0
+    offline_wakes: int = 0
+    stored: int = 0
+
+
+def run_fast(
+    world: World,
+    store: AckStore | None = None,
+    until_s: float | None = None,
+    progress: Progress | None = None,
+    on_day: Callable[[World, int], None] | None = None,
+    wire: bool = False,
+) -> tuple[RunStats, AckStore]:
+    """Simulate to ``until_s`` (default: the world's end) without a broker.
+
+    ``wire=True`` sends every message through the protocol encoder and the AckStore's decoder
+    (as the broker mode does); the default skips the JSON round trip, which would otherwise
+    take most of the time, and keeps everything else (buffer, batches, acks, resends).
+
+    ``on_day(world, t_s)`` is called at each simulated local midnight (UTC day boundary here):
+    a planner in the loop can read the truth and ``world.collections.add(...)`` visits.
+    """
+    end = world.end_s if until_s is None else until_s
+    store = store or AckStore(clock_ms=lambda: int(world.field.t_s * 1000))
+    stats = RunStats()
+    heap = [(world.first_wake(i), i) for i in range(len(world.devices))]
+    heapq.heapify(heap)
+    start = world.opt.start_s
+    next_day = (start // 86400 + 1) * 86400
+    last_progress = -1.0
+    while heap and heap[0][0] < end:
+        t, i = heapq.heappop(heap)
+        while on_day is not None and next_day <= t:
+            world.advance(next_day)
+            on_day(world, next_day)
+            next_day += 86400
+        world.advance(t)
+        _, nxt = world.wake(i, t)
+        stats.wakes += 1
+        stats.readings += 1
+        heapq.heappush(heap, (nxt, i))
+        if world.offline(i, t):
+            stats.offline_wakes += 1
+        else:
+            stats.messages += exchange(world, i, t, store, wire)
+        if progress is not None:
+            frac = (t - start) / max(1.0, end - start)
+            if frac - last_progress >= 0.01:
+                progress(frac)
+                last_progress = frac
+    world.advance(end)
+    world.truth.flush()
+    stats.stored = store.count()
+    if progress is not None:
+        progress(1.0)
+    return stats, store
+
+
+def exchange(world: World, i: int, t_s: int, store: AckStore, wire: bool = True) -> int:
+    """One connected wake in process: connect, publish what is due, take the acks, status."""
+    dev = world.devices[i]
+    t_ms = t_s * 1000
+    dev.on_connect(t_ms, session_present=dev.session)
+    if not wire:
+        due = dev.due(t_ms)[: p.DEVICE_BATCH_READINGS * 10]
+        if not due:
+            return 0
+        seqs = tuple(e.seq for e in due)
+        for e in due:
+            e.sent_ms = t_ms
+            e.sends += 1
+        store.store_seqs(dev.id, seqs)
+        dev.acknowledged(p.ranges_from_seqs(seqs))
+        dev.online_sent = True
+        return (len(seqs) + p.DEVICE_BATCH_READINGS - 1) // p.DEVICE_BATCH_READINGS
+    sent = 0
+    for out in dev.outgoing(t_ms):
+        sent += 1
+        ack = store.handle(out.topic, out.payload)
+        if ack is not None:
+            dev.on_message(p.parse_message(*ack))
+    status = dev.status_online(t_ms, None, world.rssi[i])
+    if status is not None:
+        store.handle(*status)
+        dev.online_published()
+    return sent
+
+
+def buffered(world: World) -> dict[str, set[int]]:
+    """What each device still holds in its buffer (for the truth's accounting)."""
+    return {d.id: {e.seq for e in d.flash.buffer} for d in world.devices}
+
+
+# ---------------------------------------------------------------------------- broker mode
+
+
+def provision_fleet(world: World, registry: Registry, passwords: PasswordFile) -> dict[str, str]:
+    """Give every device of the world its own broker account and registry row, in one
+    transaction and one password-file rewrite (smartbins.provisioning). Returns id -> password."""
+    requests = [ProvisionRequest(d.id, world.bin_ids[i]) for i, d in enumerate(world.devices)]
+    creds = provision(registry, passwords, requests, at_ms=world.opt.start_s * 1000)
+    return {c.username: c.password for c in creds}
+
+
+@dataclass
+class BrokerStats:
+    wakes: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    wake_errors: int = 0
+    offline_wakes: int = 0
+    busy_skips: int = 0  #: wakes whose previous network exchange was still running
+    messages: int = 0
+    readings_sent: int = 0
+    acks: int = 0
+    bad_messages: int = 0
+    lag_s: float = 0.0  #: how far the scheduler ran behind the simulated clock, at most
+    errors: dict[str, int] = field(default_factory=dict)  #: failure message -> count
+
+    def error(self, e: BaseException) -> None:
+        key = str(e)[:80] or type(e).__name__
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+
+class BrokerFleet:
+    """Every device of a world, waking in accelerated simulated time, each wake a real MQTT
+    connection to the broker on ``port`` with the device's own credentials.
+
+    Runs its own asyncio loop in a thread: ``start()``, then drive it from a test with
+    ``pause``/``resume``/``kill`` and read ``world`` (ground truth) and ``stats``; ``stop()``.
+    The simulated clock is ``start_s + (real - real_start) * speed``: choose ``start_s`` far
+    enough in the past (cli.start_for) that it never passes real time.
+
+    The protocol's real-time waits (PUBACK 5 s, acknowledgement 2 s) are kept as timeouts, but
+    the acknowledgement wait is shortened to a quarter of the accelerated interval, so a wake
+    never overlaps the device's next one.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        port: int,
+        passwords: dict[str, str],
+        speed: float,
+        *,
+        ack_wait_s: float | None = None,
+        connect_timeout_s: float = 5.0,
+        max_active: int = 5000,
+        clock: Callable[[], float] = time.monotonic,
+        only: Sequence[int] | None = None,
+    ) -> None:
+        self.world = world
+        self.port = port
+        self.passwords = passwords
+        self.speed = speed
+        interval = world.opt.defaults.interval_s
+        self.ack_wait_s = ack_wait_s if ack_wait_s is not None else min(
+            2.0, interval / speed / 4)
+        self.connect_timeout_s = connect_timeout_s
+        self.max_active = max_active
+        self.clock = clock
+        self.stats = BrokerStats()
+        self.paused: set[int] = set()
+        self.active: dict[int, asyncio.Task[None]] = {}
+        self.conns: dict[int, Connection] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._stopping = False
+        self._real0 = 0.0
+        self.until_s = world.end_s
+        self.progress: Progress | None = None
+        #: the device indices this fleet runs (all by default); shards of one world can run in
+        #: several processes, each with the same seed, to use more than one core
+        self.only = list(range(len(world.devices))) if only is None else list(only)
+
+    # ------------------------------------------------------------------ clock and control
+
+    def sim_now(self) -> float:
+        return self.world.opt.start_s + (self.clock() - self._real0) * self.speed
+
+    def _index(self, device_id: str) -> int:
+        return self.world.city.device_ids.index(device_id)
+
+    def pause(self, device_id: str) -> None:
+        """The device loses its network (wakes still measure and buffer) until ``resume``."""
+        self._call(self.paused.add, self._index(device_id))
+
+    def resume(self, device_id: str) -> None:
+        self._call(self.paused.discard, self._index(device_id))
+
+    def kill(self, device_id: str) -> None:
+        """Power cut now: a connection in progress drops without DISCONNECT (the will fires),
+        and the device reboots (boot + 1, clock lost until its next connect)."""
+        i = self._index(device_id)
+
+        def do() -> None:
+            conn = self.conns.get(i)
+            if conn is not None:
+                conn.abort()
+            task = self.active.get(i)
+            if task is not None:
+                task.cancel()  # the wake dies with the power
+            self.world.devices[i].reboot(int(self.sim_now() * 1000))
+
+        self._call(do)
+
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        if self.loop is not None and self.thread is not None and self.thread.is_alive():
+            done = threading.Event()
+
+            def run() -> None:
+                try:
+                    fn(*args)
+                finally:
+                    done.set()
+
+            self.loop.call_soon_threadsafe(run)
+            done.wait(5)
+        else:
+            fn(*args)
+
+    # ------------------------------------------------------------------ running
+
+    def start(self, until_s: float | None = None, progress: Progress | None = None
+              ) -> BrokerFleet:
+        self.until_s = self.world.end_s if until_s is None else until_s
+        self.progress = progress
+        self.thread = threading.Thread(target=self._thread, name="broker-fleet", daemon=True)
+        self.thread.start()
+        return self
+
+    def run(self, until_s: float | None = None, progress: Progress | None = None) -> BrokerStats:
+        """Run to the end in the calling thread."""
+        self.until_s = self.world.end_s if until_s is None else until_s
+        self.progress = progress
+        self._thread()
+        if self.error is not None:
+            raise self.error
+        return self.stats
+
+    def stop(self, timeout: float = 30.0) -> BrokerStats:
+        self._stopping = True
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.stats
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+    def _thread(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as e:  # reported to the caller by stop()/run()
+            self.error = e
+        finally:
+            self.loop.close()
+            self.done.set()
+
+    async def _main(self) -> None:
+        w = self.world
+        self._real0 = self.clock()
+        heap = [(w.first_wake(i), i) for i in self.only]
+        heapq.heapify(heap)
+        start, end = w.opt.start_s, self.until_s
+        while not self._stopping and heap and heap[0][0] < end:
+            t, i = heap[0]
+            now = self.sim_now()
+            if t > now:
+                await asyncio.sleep(min((t - now) / self.speed, 0.05))
+                continue
+            self.stats.lag_s = max(self.stats.lag_s, (now - t) / self.speed)
+            heapq.heappop(heap)
+            w.advance(t)
+            _, nxt = w.wake(i, t)
+            heapq.heappush(heap, (nxt, i))
+            self.stats.wakes += 1
+            if self.stats.wakes % 256 == 0:
+                await asyncio.sleep(0)  # let network tasks run under load
+                if self.progress is not None:
+                    self.progress((t - start) / max(1.0, end - start))
+            if i in self.paused or w.offline(i, t):
+                self.stats.offline_wakes += 1
+            elif i in self.active or len(self.active) >= self.max_active:
+                self.stats.busy_skips += 1
+            else:
+                task = asyncio.get_running_loop().create_task(self._network_wake(i))
+                self.active[i] = task
+                task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+        if self.active:
+            await asyncio.gather(*list(self.active.values()), return_exceptions=True)
+        if not self._stopping:
+            w.advance(end)
+        w.truth.flush()
+        if self.progress is not None:
+            self.progress(1.0)
+
+    async def _network_wake(self, i: int) -> None:
+        dev = self.world.devices[i]
+        try:
+            conn = await connect(
+                self.port, dev.id, dev.id, self.passwords[dev.id], will=dev.will(),
+                clean=False, keepalive=60, timeout=self.connect_timeout_s,
+            )
+        except MqttError as e:
+            self.stats.connect_failures += 1
+            self.stats.error(e)
+            return
+        self.stats.connects += 1
+        self.conns[i] = conn
+        try:
+            subscribe = dev.on_connect(int(self.sim_now() * 1000), conn.session_present)
+            if subscribe:
+                await conn.subscribe(subscribe)
+            self._take_in(dev, conn)
+            pending: set[int] = set()
+            for out in dev.outgoing(int(self.sim_now() * 1000)):
+                await conn.publish(out.topic, out.payload)
+                self.stats.messages += 1
+                self.stats.readings_sent += len(out.seqs)
+                pending.update(out.seqs)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.ack_wait_s
+            while pending and pending & {e.seq for e in dev.flash.buffer}:
+                msg = await conn.next_message(deadline - loop.time())
+                if msg is None:
+                    break
+                self._handle(dev, msg)
+            self._take_in(dev, conn)
+            status = dev.status_online(int(self.sim_now() * 1000), None, self.world.rssi[i])
+            if status is not None:
+                await conn.publish(*status, retain=True)
+                dev.online_published()
+            await conn.disconnect()
+        except (MqttError, asyncio.CancelledError) as e:
+            self.stats.wake_errors += 1
+            self.stats.error(e)
+            conn.abort()
+        finally:
+            self.conns.pop(i, None)
+
+    def _take_in(self, dev: VirtualDevice, conn: Connection) -> None:
+        while not conn.messages.empty():
+            self._handle(dev, conn.messages.get_nowait())
+
+    def _handle(self, dev: VirtualDevice, msg: Message) -> None:
+        try:
+            decoded = p.parse_message(msg.topic, msg.payload)
+        except p.PayloadError:
+            self.stats.bad_messages += 1
+            return
+        if isinstance(decoded, p.Ack):
+            self.stats.acks += 1
+        dev.on_message(decoded)
