@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from routing.model import Model  # noqa: E402
+from routing.model import Model
 
 SPEED_MPS = 25 / 3.6
 SHIFT_S = 8 * 3600
