@@ -73,8 +73,8 @@ V_MAXREL, V_CAP1, V_CAP = 8, 9, 10
 """vehicle table (V, 10 + S): depots, shift [s], speed scale, costs, max reloads, capacity[s]"""
 P_UNLOAD, P_ACCEPTS = 0, 1
 """disposal table (P, 1 + S): unload time [s], accepts[s] (0/1)"""
-C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE = 0, 1, 2, 3, 4, 5
-"""scalars: depots, plain-CVRP flag, penalty weights, number of streams and sites"""
+C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR = 0, 1, 2, 3, 4, 5, 6
+"""scalars: depots, plain-CVRP flag, penalty weights, number of streams and sites, SWAP* on"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
 I_ROUTE, I_POS, I_PROMISING = 0, 1, 2

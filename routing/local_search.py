@@ -3,8 +3,10 @@
 Only pairs (u, v) where v is among u's K nearest stops are tried (Toth and Vigo's
 granular neighbourhoods): good moves almost always create an edge between close
 stops, and this makes a full pass O(N K) instead of O(N^2). Moves are first
-improvement. Only "promising" stops (next to an edge that changed) are examined,
-so after a perturbation the search stays local to what the perturbation touched.
+improvement. SWAP* (u and v exchange routes, each to its cheapest place in the
+other route) is tried on neighbour pairs too. Only "promising" stops (next to an
+edge that changed) are examined, so after a perturbation the search stays local
+to what the perturbation touched.
 
 Every move is written as "new route = concatenation of pieces of old routes"
 and priced by ``evaluate.eval_segs`` (O(1) for plain CVRP).
@@ -16,12 +18,16 @@ import numpy as np
 from numba import njit
 
 from routing.evaluate import (
+    C_ND,
+    C_SWAPSTAR,
     I_POS,
     I_PROMISING,
     I_ROUTE,
     R_LEN,
     S_PRIZE,
     S_REQ,
+    V_END,
+    V_START,
     B,
     Inst,
     Sol,
@@ -158,6 +164,68 @@ def two_opt(inst: Inst, sol: Sol, u: int, v: int) -> bool:
 
 
 @njit(cache=True, _nrt=False)
+def _best_gap(inst: Inst, sol: Sol, x: int, r: int, skip: int) -> int:
+    """Cheapest place (by distance) for stop x in route r once the stop at position
+    ``skip`` has left it; returns the original position of the new predecessor
+    (-1 = the depot)."""
+    nd = int(inst.c[C_ND])
+    dist = inst.dist
+    ln = sol.route_i[R_LEN, r]
+    xl = nd + x
+    prev = int(inst.vt[r, V_START])
+    q_prev = -1
+    best = np.inf
+    best_q = -1
+    for p in range(ln + 1):
+        if p == skip:
+            continue
+        nxt = int(inst.vt[r, V_END]) if p == ln else nd + sol.seq[r, p]
+        c = dist[prev, xl] + dist[xl, nxt] - dist[prev, nxt]
+        if c < best:
+            best = c
+            best_q = q_prev
+        if p < ln:
+            prev = nxt
+            q_prev = p
+    return best_q
+
+
+@njit(cache=True, _nrt=False)
+def _swap_star_pieces(segs: np.ndarray, k0: int, r: int, p_out: int, ln: int, r_in: int,
+                      p_in: int, q: int) -> None:
+    """Pieces of route r without its stop at p_out, with stop (r_in, p_in) after q."""
+    if q < p_out:
+        set_seg(segs, k0, r, 0, q, 0)
+        set_seg(segs, k0 + 1, r_in, p_in, p_in, 0)
+        set_seg(segs, k0 + 2, r, q + 1, p_out - 1, 0)
+        set_seg(segs, k0 + 3, r, p_out + 1, ln - 1, 0)
+    else:
+        set_seg(segs, k0, r, 0, p_out - 1, 0)
+        set_seg(segs, k0 + 1, r, p_out + 1, q, 0)
+        set_seg(segs, k0 + 2, r_in, p_in, p_in, 0)
+        set_seg(segs, k0 + 3, r, q + 1, ln - 1, 0)
+
+
+@njit(cache=True, _nrt=False)
+def swap_star(inst: Inst, sol: Sol, u: int, v: int) -> bool:
+    """SWAP* (Vidal 2022), granular form: u and v change routes, each going to its
+    cheapest place in the other route rather than to the other's old place."""
+    ru = sol.stop_i[I_ROUTE, u]
+    rv = sol.stop_i[I_ROUTE, v]
+    if ru == rv:
+        return False
+    pu = sol.stop_i[I_POS, u]
+    pv = sol.stop_i[I_POS, v]
+    qv = _best_gap(inst, sol, v, ru, pu)
+    qu = _best_gap(inst, sol, u, rv, pv)
+    if qv == pu - 1 and qu == pv - 1:
+        return False  # plain swap, already tried
+    _swap_star_pieces(sol.segs, 0, ru, pu, sol.route_i[R_LEN, ru], rv, pv, qv)
+    _swap_star_pieces(sol.segs, B, rv, pv, sol.route_i[R_LEN, rv], ru, pu, qu)
+    return _commit_if_better(inst, sol, ru, 4, rv, 4)
+
+
+@njit(cache=True, _nrt=False)
 def _first_empty_route(sol: Sol, skip: int) -> int:
     for r in range(sol.rcost.shape[0] - 1):
         if sol.route_i[R_LEN, r] == 0 and r != skip:
@@ -184,7 +252,9 @@ def try_pair(inst: Inst, sol: Sol, u: int, v: int) -> bool:
         for lv in range(1, nmax):
             if swap(inst, sol, u, lu, v, lv):
                 return True
-    return two_opt(inst, sol, u, v)
+    if two_opt(inst, sol, u, v):
+        return True
+    return inst.c[C_SWAPSTAR] > 0.0 and swap_star(inst, sol, u, v)
 
 
 @njit(cache=True, _nrt=False)

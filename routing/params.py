@@ -21,6 +21,8 @@ class RoutingParams:
     start_temperature, end_temperature: simulated-annealing temperature at the start and
         the end of the run, as a fraction of the initial cost per stop [-]; the
         temperature decays geometrically with the fraction of the budget used.
+    swap_star: also try SWAP* on neighbour pairs (each stop to its cheapest place in
+        the other's route); more thorough, costs time per local-search pass.
     """
 
     num_neighbours: int = 20
@@ -30,6 +32,7 @@ class RoutingParams:
     blink_rate: float = 0.01
     start_temperature: float = 0.05
     end_temperature: float = 0.002
+    swap_star: bool = True
 
     def __post_init__(self) -> None:
         if self.num_neighbours < 1:
@@ -47,6 +50,8 @@ class RoutingParams:
             raise ValueError(f"max_string_length must be >= 1, got {self.max_string_length}")
         if not 0.0 <= self.blink_rate < 1.0:
             raise ValueError(f"blink_rate must be in [0, 1), got {self.blink_rate}; try 0.01")
+        if not isinstance(self.swap_star, bool):
+            raise ValueError(f"swap_star must be true or false, got {self.swap_star!r}")
         if not self.start_temperature >= self.end_temperature >= 0.0:
             raise ValueError(
                 f"need start_temperature >= end_temperature >= 0, got "
@@ -68,8 +73,9 @@ class RoutingParams:
                 raise ValueError(
                     f"{source}: unknown key {key!r}; known keys are {', '.join(sorted(known))}"
                 )
-            if isinstance(value, dict | list):
-                raise ValueError(f"{source}: key {key!r} must be a number, got {value!r}")
+            if isinstance(value, dict | list | str):
+                raise ValueError(f"{source}: key {key!r} must be a number or boolean, got "
+                                 f"{value!r}")
         return cls(**raw)
 
     def to_dict(self) -> dict:

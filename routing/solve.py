@@ -113,6 +113,7 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     c[ev.C_PENT] = 1000.0 * arc_cost / max(mean_dur, 1e-9)
     c[ev.C_NSTREAM] = data.num_streams
     c[ev.C_NSITE] = data.num_disposal
+    c[ev.C_SWAPSTAR] = 1.0 if params.swap_star else 0.0
     return Inst(
         dist=dist,
         dur=np.ascontiguousarray(data.duration_s, dtype=np.float64),

@@ -17,7 +17,8 @@ def test_empty_file_gives_the_defaults(tmp_path):
 def test_toml_round_trip(tmp_path):
     params = RoutingParams(num_neighbours=30, max_removed=40, blink_rate=0.02)
     path = tmp_path / "params.toml"
-    path.write_text("\n".join(f"{k} = {v}" for k, v in params.to_dict().items()))
+    path.write_text("\n".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}"
+                               for k, v in params.to_dict().items()))
     assert RoutingParams.from_file(path) == params
 
 
