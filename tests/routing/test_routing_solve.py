@@ -162,3 +162,16 @@ def test_generated_rich_instances_give_feasible_plans(data):
     required = set(np.flatnonzero(data.required).tolist())
     assert required <= set(seen)
     assert set(res.unvisited) == set(range(data.num_stops)) - set(seen)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_degenerate_sizes(n):
+    m = Model()
+    m.add_depot(0, 0)
+    for i in range(n):
+        m.add_stop(100 * (i + 1), 0, demand=1)
+    m.add_vehicle_type(num=1, capacity=5, cost_per_km=1.0)
+    res = solve(m.data(), MaxIterations(5), seed=1)
+    assert res.is_feasible
+    assert res.cost == pytest.approx(0.2 * n)  # out and back to the farthest stop [km]
+    assert len(res.routes) == (1 if n else 0)
