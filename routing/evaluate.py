@@ -1,0 +1,417 @@
+"""Compiled route evaluation: the cost of a route given as a concatenation of segments.
+
+Every move the solver considers (relocate, swap, 2-opt, 2-opt*, Or-opt, insertion)
+produces new routes that are concatenations of at most four pieces of existing
+routes. A piece is a row ``(route, first_pos, last_pos, reversed)`` of a small
+``segs`` array. The cost of such a concatenation is computed without building it:
+
+* plain CVRP (one stream, no disposal sites, windows or shifts): O(1) per piece
+  from per-route prefix sums of distance and load (the "concatenation" idea of
+  Vidal's HGS and PyVRP);
+* everything else: one walk over the pieces that simulates the truck: greedy
+  unloading at the best disposal site when the next stop does not fit a
+  compartment, waiting for windows, shift overtime. O(route length).
+
+Constraint violations are priced with large penalty weights, so the search is
+drawn back to feasibility; the independent checker in ``feasibility.py`` has the
+last word.
+
+Everything here is numba-compiled (``cache=True``) because these functions run
+millions of times per second; the measurements are in docs/routing.md. The hot
+functions are compiled with ``_nrt=False``: they never allocate, and without the
+runtime's reference counting on every array argument a move evaluation costs
+~8 ns instead of ~170 ns (measured on X-n101-k25).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+# --------------------------------------------------------------------------------------
+# Seeded random numbers: xorshift64*, state in a uint64 array (no global state).
+# --------------------------------------------------------------------------------------
+_MULT = np.uint64(2685821657736338717)
+_S12 = np.uint64(12)
+_S25 = np.uint64(25)
+_S27 = np.uint64(27)
+_S11 = np.uint64(11)
+
+
+@njit(cache=True, _nrt=False)
+def rand_u64(state: np.ndarray) -> np.uint64:
+    """Next xorshift64* value; the state is ``state[0]``."""
+    x = state[0]
+    x ^= x >> _S12
+    x ^= x << _S25
+    x ^= x >> _S27
+    state[0] = x
+    return x * _MULT
+
+
+@njit(cache=True, _nrt=False)
+def rand_float(state: np.ndarray) -> float:
+    """Uniform in [0, 1)."""
+    return float(rand_u64(state) >> _S11) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, _nrt=False)
+def rand_int(state: np.ndarray, n: int) -> int:
+    """Uniform integer in 0..n-1."""
+    return int(rand_float(state) * n)
+
+
+# Column layout of the packed tables (module constants: numba folds them in).
+# Few, packed arrays keep the compiled calls cheap: every array passed costs
+# about eight machine words per call, and the hot functions run millions of times.
+S_DEM1, S_SERVICE, S_TWE, S_TWL, S_PRIZE, S_REQ, S_DEMAND = 0, 1, 2, 3, 4, 5, 6
+"""stop table (N, 6 + S): total demand, service [s], window [s], prize, required, demand[s]"""
+V_START, V_END, V_SHSTART, V_SHDUR, V_DSCALE, V_DCOST, V_TCOST, V_FCOST = 0, 1, 2, 3, 4, 5, 6, 7
+V_MAXREL, V_CAP1, V_CAP = 8, 9, 10
+"""vehicle table (V, 10 + S): depots, shift [s], speed scale, costs, max reloads, capacity[s]"""
+P_UNLOAD, P_ACCEPTS = 0, 1
+"""disposal table (P, 1 + S): unload time [s], accepts[s] (0/1)"""
+C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR = 0, 1, 2, 3, 4, 5, 6
+"""scalars: depots, plain-CVRP flag, penalty weights, number of streams and sites, SWAP* on"""
+
+# integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
+I_ROUTE, I_POS, I_PROMISING = 0, 1, 2
+R_LEN, R_MODIFIED = 0, 1
+# float scratch (Sol.work): penalty of the last evaluation, then S loads, then S flags
+W_PEN, W_LOAD = 0, 1
+
+
+class Inst(NamedTuple):
+    """Static instance arrays as the compiled code sees them (see ``ProblemData``)."""
+
+    dist: np.ndarray  # (L, L) [m]
+    dur: np.ndarray  # (L, L) [s]
+    st: np.ndarray  # (N, 6 + S) stop table
+    vt: np.ndarray  # (V, 10 + S) vehicle table
+    pt: np.ndarray  # (P, 1 + S) disposal table
+    nb: np.ndarray  # (N, K) granular neighbours, nearest first
+    c: np.ndarray  # scalars
+
+
+class Sol(NamedTuple):
+    """Mutable solution arrays. Route r is driven by truck r; row R (= V) is scratch."""
+
+    seq: np.ndarray  # (R+1, N) stop indices per route
+    stop_i: np.ndarray  # (3, N) route (-1 = unrouted), position, promising (1 = re-examine)
+    route_i: np.ndarray  # (2, R+1) length, counter value of last change
+    pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load (plain CVRP)
+    rcost: np.ndarray  # (R+1,) penalised route cost
+    segs: np.ndarray  # (10, 4) scratch pieces: rows 0-4 route A, 5-9 route B
+    bufs: np.ndarray  # (2, N+1) scratch
+    work: np.ndarray  # (1 + 2S,) float scratch
+    misc: np.ndarray  # (2,) uint64: xorshift state, change counter
+
+
+B = 5
+"""Row of ``segs`` where the second route's pieces start."""
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def set_seg(segs: np.ndarray, k: int, r: int, i: int, j: int, rev: int) -> None:
+    segs[k, 0] = r
+    segs[k, 1] = i
+    segs[k, 2] = j
+    segs[k, 3] = rev
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _eval_fast(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
+    segs = sol.segs
+    seq = sol.seq
+    pref = sol.pref
+    dist = inst.dist
+    nd = int(inst.c[C_ND])
+    prev = int(inst.vt[v, V_START])
+    d = 0.0
+    load = 0.0
+    n = 0
+    for k in range(k0, k0 + nseg):
+        r = segs[k, 0]
+        i = segs[k, 1]
+        j = segs[k, 2]
+        if j < i:
+            continue
+        if segs[k, 3] == 1:
+            first = seq[r, j]
+            last = seq[r, i]
+        else:
+            first = seq[r, i]
+            last = seq[r, j]
+        d += dist[prev, nd + first] + pref[0, r, j] - pref[0, r, i]
+        load += pref[1, r, j]
+        if i > 0:
+            load -= pref[1, r, i - 1]
+        prev = nd + last
+        n += j - i + 1
+    sol.work[W_PEN] = 0.0
+    if n == 0:
+        return 0.0
+    d += dist[prev, int(inst.vt[v, V_END])]
+    cost = d * inst.vt[v, V_DCOST] + inst.vt[v, V_FCOST]
+    cap = inst.vt[v, V_CAP1]
+    if load > cap:
+        pen = inst.c[C_PENL] * (load - cap)
+        sol.work[W_PEN] = pen
+        cost += pen
+    return cost
+
+
+@njit(cache=True, _nrt=False)
+def _best_site(inst: Inst, work: np.ndarray, nstream: int, prev: int, nxt: int) -> int:
+    """Disposal site that empties most of the flagged streams, then the smallest detour."""
+    pt = inst.pt
+    npd = int(inst.c[C_ND]) + inst.st.shape[0]
+    flags = W_LOAD + nstream
+    best = -1
+    best_cnt = 0
+    best_det = np.inf
+    for p in range(pt.shape[0]):
+        cnt = 0
+        for s in range(nstream):
+            if work[flags + s] > 0.0 and pt[p, P_ACCEPTS + s] > 0.0:
+                cnt += 1
+        if cnt == 0:
+            continue
+        det = inst.dist[prev, npd + p] + inst.dist[npd + p, nxt]
+        if cnt > best_cnt or (cnt == best_cnt and det < best_det):
+            best = p
+            best_cnt = cnt
+            best_det = det
+    return best
+
+
+@njit(cache=True, _nrt=False)
+def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> tuple:
+    """Simulate truck ``v`` over the pieces; returns (cost, visits written to ``out``).
+
+    ``out`` receives the location sequence including disposal visits when it has
+    room (pass an empty array to only evaluate).
+    """
+    segs = sol.segs
+    st = inst.st
+    vt = inst.vt
+    pt = inst.pt
+    dist = inst.dist
+    dur = inst.dur
+    work = sol.work
+    nd = int(inst.c[C_ND])
+    nstream = int(inst.c[C_NSTREAM])
+    npd = nd + st.shape[0]
+    has_sites = pt.shape[0] > 0
+    record = out.shape[0] > 0
+    flags = W_LOAD + nstream
+    for s in range(nstream):
+        work[W_LOAD + s] = 0.0
+    prev = int(vt[v, V_START])
+    sc = vt[v, V_DSCALE]
+    t0 = vt[v, V_SHSTART]
+    t = t0
+    d = 0.0
+    late = 0.0
+    excess = 0.0
+    reloads = 0
+    n = 0
+    nout = 0
+    for k in range(k0, k0 + nseg):
+        r = segs[k, 0]
+        i = segs[k, 1]
+        j = segs[k, 2]
+        if j < i:
+            continue
+        rev = segs[k, 3] == 1
+        for q in range(j - i + 1):
+            u = sol.seq[r, j - q] if rev else sol.seq[r, i + q]
+            loc = nd + u
+            if has_sites:
+                need = False
+                for s in range(nstream):
+                    ld = work[W_LOAD + s]
+                    o = ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9
+                    work[flags + s] = 1.0 if o else 0.0
+                    need = need or o
+                if need:
+                    p = _best_site(inst, work, nstream, prev, loc)
+                    if p >= 0:
+                        d += dist[prev, npd + p]
+                        t += dur[prev, npd + p] * sc + pt[p, P_UNLOAD]
+                        for s in range(nstream):
+                            if pt[p, P_ACCEPTS + s] > 0.0:
+                                work[W_LOAD + s] = 0.0
+                        reloads += 1
+                        prev = npd + p
+                        if record:
+                            out[nout] = prev
+                            nout += 1
+            d += dist[prev, loc]
+            t += dur[prev, loc] * sc
+            if t < st[u, S_TWE]:
+                t = st[u, S_TWE]
+            if t > st[u, S_TWL]:
+                late += t - st[u, S_TWL]
+            t += st[u, S_SERVICE]
+            for s in range(nstream):
+                ld = work[W_LOAD + s] + st[u, S_DEMAND + s]
+                cap = vt[v, V_CAP + s]
+                if ld > cap + 1e-9:
+                    excess += ld - cap
+                    ld = cap
+                work[W_LOAD + s] = ld
+            prev = loc
+            n += 1
+            if record:
+                out[nout] = loc
+                nout += 1
+    work[W_PEN] = 0.0
+    if n == 0:
+        return 0.0, 0
+    end = int(vt[v, V_END])
+    if has_sites:
+        for _ in range(nstream):
+            need = False
+            for s in range(nstream):
+                o = work[W_LOAD + s] > 0.0
+                work[flags + s] = 1.0 if o else 0.0
+                need = need or o
+            if not need:
+                break
+            p = _best_site(inst, work, nstream, prev, end)
+            if p < 0:
+                break
+            d += dist[prev, npd + p]
+            t += dur[prev, npd + p] * sc + pt[p, P_UNLOAD]
+            for s in range(nstream):
+                if pt[p, P_ACCEPTS + s] > 0.0:
+                    work[W_LOAD + s] = 0.0
+            reloads += 1
+            prev = npd + p
+            if record:
+                out[nout] = prev
+                nout += 1
+    d += dist[prev, end]
+    t += dur[prev, end] * sc
+    overtime = t - t0 - vt[v, V_SHDUR]
+    if overtime < 0.0:
+        overtime = 0.0
+    cost = d * vt[v, V_DCOST] + (t - t0) * vt[v, V_TCOST] + vt[v, V_FCOST]
+    pen = inst.c[C_PENL] * excess + inst.c[C_PENT] * (late + overtime)
+    if reloads > vt[v, V_MAXREL]:
+        pen += inst.c[C_PENT] * 3600.0 * (reloads - vt[v, V_MAXREL])
+    work[W_PEN] = pen
+    return cost + pen, nout
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def eval_segs(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
+    """Penalised cost of truck ``v`` driving pieces ``segs[k0:k0+nseg]``."""
+    if inst.c[C_FAST] > 0.0:
+        return _eval_fast(inst, sol, k0, nseg, v)
+    cost, _ = walk(inst, sol, np.int64(k0), np.int64(nseg), np.int64(v), sol.bufs[0, :0])
+    return cost
+
+
+@njit(cache=True, _nrt=False)
+def refresh_route(inst: Inst, sol: Sol, r: int) -> None:
+    """Recompute positions, prefix sums and cost of route ``r`` after it changed."""
+    nd = int(inst.c[C_ND])
+    prev = int(inst.vt[r, V_START])
+    d = 0.0
+    ld = 0.0
+    for p in range(sol.route_i[R_LEN, r]):
+        u = sol.seq[r, p]
+        d += inst.dist[prev, nd + u]
+        ld += inst.st[u, S_DEM1]
+        sol.pref[0, r, p] = d
+        sol.pref[1, r, p] = ld
+        sol.stop_i[I_POS, u] = p
+        sol.stop_i[I_ROUTE, u] = r
+        prev = nd + u
+    set_seg(sol.segs, 0, r, 0, sol.route_i[R_LEN, r] - 1, 0)
+    sol.rcost[r] = eval_segs(inst, sol, np.int64(0), np.int64(1), r)
+
+
+@njit(cache=True, _nrt=False)
+def set_scratch(inst: Inst, sol: Sol, u: int) -> int:
+    """Put the lone stop ``u`` in the scratch row so it can be used as a piece."""
+    r = sol.rcost.shape[0] - 1
+    sol.seq[r, 0] = u
+    sol.route_i[R_LEN, r] = 1
+    sol.pref[0, r, 0] = 0.0
+    sol.pref[1, r, 0] = inst.st[u, S_DEM1]
+    return r
+
+
+@njit(cache=True, _nrt=False)
+def write_pieces(sol: Sol, k0: int, nseg: int, row: int) -> int:
+    """Materialise pieces into ``bufs[row]``; returns the length. Marks the stops at the
+    ends of each piece as promising for the local search."""
+    segs = sol.segs
+    buf = sol.bufs
+    n = 0
+    for k in range(k0, k0 + nseg):
+        r = segs[k, 0]
+        i = segs[k, 1]
+        j = segs[k, 2]
+        if j < i:
+            continue
+        # the ends of every piece meet new neighbours: re-examine them
+        sol.stop_i[I_PROMISING, sol.seq[r, i]] = 1
+        sol.stop_i[I_PROMISING, sol.seq[r, j]] = 1
+        if segs[k, 3] == 1:
+            for p in range(j, i - 1, -1):
+                buf[row, n] = sol.seq[r, p]
+                n += 1
+        else:
+            for p in range(i, j + 1):
+                buf[row, n] = sol.seq[r, p]
+                n += 1
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def bump_counter(sol: Sol) -> int:
+    sol.misc[1] += np.uint64(1)
+    return int(sol.misc[1])
+
+
+@njit(cache=True, _nrt=False)
+def apply_pieces(inst: Inst, sol: Sol, ra: int, na: int, rb: int, nb: int) -> None:
+    """Replace route ``ra`` by pieces 0..na-1 and (if rb >= 0) ``rb`` by pieces 5..5+nb-1."""
+    la = write_pieces(sol, 0, na, 0)
+    lb = write_pieces(sol, B, nb, 1) if rb >= 0 else 0
+    for p in range(la):
+        sol.seq[ra, p] = sol.bufs[0, p]
+    sol.route_i[R_LEN, ra] = la
+    if rb >= 0:
+        for p in range(lb):
+            sol.seq[rb, p] = sol.bufs[1, p]
+        sol.route_i[R_LEN, rb] = lb
+    refresh_route(inst, sol, ra)
+    if rb >= 0:
+        refresh_route(inst, sol, rb)
+    c = bump_counter(sol)
+    sol.route_i[R_MODIFIED, ra] = c
+    if rb >= 0:
+        sol.route_i[R_MODIFIED, rb] = c
+
+
+@njit(cache=True, _nrt=False)
+def total_cost(inst: Inst, sol: Sol) -> float:
+    """Sum of route costs plus prizes of unrouted optional stops (and a big price for
+    unrouted required ones, which only happens when the fleet cannot hold them)."""
+    c = 0.0
+    for r in range(sol.rcost.shape[0] - 1):
+        c += sol.rcost[r]
+    for u in range(sol.stop_i.shape[1]):
+        if sol.stop_i[I_ROUTE, u] < 0:
+            if inst.st[u, S_REQ] > 0.0:
+                c += 1e6 * inst.c[C_PENL]
+            else:
+                c += inst.st[u, S_PRIZE]
+    return c

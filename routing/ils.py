@@ -1,0 +1,118 @@
+"""Iterated local search: ruin, recreate, local search, simulated-annealing acceptance.
+
+One call runs a chunk of iterations inside compiled code; the Python driver in
+``solve.py`` calls it repeatedly and asks the stopping criterion in between, so
+the time limit is honoured without the compiled loop reading a clock.
+
+Only routes changed in an iteration are copied back on acceptance (or restored
+on rejection), so an iteration costs time proportional to what it touched, not
+to the size of the plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from routing.construct import recreate, ruin
+from routing.evaluate import (
+    I_ROUTE,
+    R_LEN,
+    R_MODIFIED,
+    Inst,
+    Sol,
+    rand_float,
+    rand_int,
+    refresh_route,
+    total_cost,
+)
+from routing.local_search import local_search
+
+
+@njit(cache=True)
+def snapshot(sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
+    """Copy every route of ``sol`` into (seq, rlen)."""
+    for r in range(rlen.shape[0]):
+        n = sol.route_i[R_LEN, r]
+        seq[r, :n] = sol.seq[r, :n]
+        rlen[r] = n
+
+
+@njit(cache=True)
+def ils_chunk(
+    inst: Inst,
+    sol: Sol,
+    cur_seq: np.ndarray,
+    cur_rlen: np.ndarray,
+    best_seq: np.ndarray,
+    best_rlen: np.ndarray,
+    costs: np.ndarray,
+    n_iter: int,
+    frac_from: float,
+    frac_to: float,
+    temp_hi: float,
+    temp_lo: float,
+    min_remove: int,
+    max_remove: int,
+    max_string: int,
+    blink: float,
+    order: np.ndarray,
+) -> None:
+    """Run ``n_iter`` iterations. ``costs`` = [current, best] is read and updated.
+
+    The budget fraction goes linearly from ``frac_from`` to ``frac_to`` over the chunk and
+    the temperature decays geometrically from ``temp_hi`` (fraction 0) to ``temp_lo``
+    (fraction 1), so the schedule does not depend on how the run is cut into chunks.
+    """
+    nroutes = cur_rlen.shape[0]
+    removed = np.empty(sol.stop_i.shape[1], dtype=np.int64)
+    changed = np.empty(nroutes, dtype=np.int64)
+    for it in range(n_iter):
+        frac = frac_from + (frac_to - frac_from) * (it / max(n_iter, 1))
+        if temp_hi > 0.0 and temp_lo > 0.0:
+            temp = temp_hi * (temp_lo / temp_hi) ** frac
+        else:
+            temp = temp_hi + (temp_lo - temp_hi) * frac
+        c0 = int(sol.misc[1])
+        k = min_remove + rand_int(sol.misc, max_remove - min_remove + 1)
+        n = ruin(inst, sol, k, max_string, removed)
+        recreate(inst, sol, removed, n, blink)
+        local_search(inst, sol, order, True)
+        new_cost = total_cost(inst, sol)
+        nch = 0
+        for r in range(nroutes):
+            if sol.route_i[R_MODIFIED, r] > c0:
+                changed[nch] = r
+                nch += 1
+        threshold = costs[0]
+        if temp > 0.0:
+            threshold -= temp * np.log(1.0 - rand_float(sol.misc))
+        if new_cost < threshold:
+            for k2 in range(nch):
+                r = changed[k2]
+                ln = sol.route_i[R_LEN, r]
+                cur_seq[r, :ln] = sol.seq[r, :ln]
+                cur_rlen[r] = ln
+            costs[0] = new_cost
+            if new_cost < costs[1] - 1e-9:
+                costs[1] = new_cost
+                snapshot(sol, best_seq, best_rlen)
+        else:
+            for k2 in range(nch):
+                r = changed[k2]
+                for p in range(sol.route_i[R_LEN, r]):
+                    sol.stop_i[I_ROUTE, sol.seq[r, p]] = -1
+            for k2 in range(nch):
+                r = changed[k2]
+                ln = cur_rlen[r]
+                sol.seq[r, :ln] = cur_seq[r, :ln]
+                sol.route_i[R_LEN, r] = ln
+                refresh_route(inst, sol, r)
+
+
+@njit(cache=True)
+def shuffle(order: np.ndarray, rng: np.ndarray) -> None:
+    """Fisher-Yates shuffle with the solution's own generator."""
+    for i in range(order.shape[0] - 1, 0, -1):
+        j = rand_int(rng, i + 1)
+        order[i], order[j] = order[j], order[i]

@@ -1,0 +1,321 @@
+"""Granular local search: relocate, Or-opt, swap, 2-opt, 2-opt* over near neighbours.
+
+Only pairs (u, v) where v is among u's K nearest stops are tried (Toth and Vigo's
+granular neighbourhoods): good moves almost always create an edge between close
+stops, and this makes a full pass O(N K) instead of O(N^2). Moves are first
+improvement. SWAP* (u and v exchange routes, each to its cheapest place in the
+other route) is tried on neighbour pairs too. Only "promising" stops (next to an
+edge that changed) are examined, so after a perturbation the search stays local
+to what the perturbation touched.
+
+Every move is written as "new route = concatenation of pieces of old routes"
+and priced by ``evaluate.eval_segs`` (O(1) for plain CVRP).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from routing.evaluate import (
+    C_ND,
+    C_SWAPSTAR,
+    I_POS,
+    I_PROMISING,
+    I_ROUTE,
+    R_LEN,
+    S_PRIZE,
+    S_REQ,
+    V_END,
+    V_START,
+    B,
+    Inst,
+    Sol,
+    apply_pieces,
+    eval_segs,
+    set_seg,
+)
+
+EPS = 1e-7
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _commit_if_better(inst: Inst, sol: Sol, ra: int, na: int, rb: int, nb: int) -> bool:
+    old = sol.rcost[ra]
+    ca = eval_segs(inst, sol, 0, na, ra)
+    if rb >= 0:
+        old += sol.rcost[rb]
+        # Costs are >= 0, so if the first new route alone costs as much as both old
+        # ones, the move cannot improve: skip pricing the second.
+        if ca - old >= -EPS:
+            return False
+        cb = eval_segs(inst, sol, B, nb, rb)
+    else:
+        cb = 0.0
+    if ca + cb - old < -EPS:
+        # np.int64(...) keeps numba from compiling one copy per literal piece count
+        apply_pieces(inst, sol, np.int64(ra), np.int64(na), np.int64(rb), np.int64(nb))
+        return True
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def relocate(inst: Inst, sol: Sol, u: int, length: int, rev: int, rv: int, q: int) -> bool:
+    """Move the ``length`` stops starting at u (reversed if ``rev``) to after position ``q``
+    of route ``rv`` (q = -1: first). Returns True if it improved and was applied."""
+    segs = sol.segs
+    ru = sol.stop_i[I_ROUTE, u]
+    pu = sol.stop_i[I_POS, u]
+    la = sol.route_i[R_LEN, ru]
+    e = pu + length - 1
+    if e >= la:
+        return False
+    if ru != rv:
+        lb = sol.route_i[R_LEN, rv]
+        set_seg(segs, 0, ru, 0, pu - 1, 0)
+        set_seg(segs, 1, ru, e + 1, la - 1, 0)
+        set_seg(segs, B, rv, 0, q, 0)
+        set_seg(segs, B + 1, ru, pu, e, rev)
+        set_seg(segs, B + 2, rv, q + 1, lb - 1, 0)
+        return _commit_if_better(inst, sol, ru, 2, rv, 3)
+    if q == pu - 1 or (pu <= q <= e):
+        return False
+    if q < pu:
+        set_seg(segs, 0, ru, 0, q, 0)
+        set_seg(segs, 1, ru, pu, e, rev)
+        set_seg(segs, 2, ru, q + 1, pu - 1, 0)
+        set_seg(segs, 3, ru, e + 1, la - 1, 0)
+    else:
+        set_seg(segs, 0, ru, 0, pu - 1, 0)
+        set_seg(segs, 1, ru, e + 1, q, 0)
+        set_seg(segs, 2, ru, pu, e, rev)
+        set_seg(segs, 3, ru, q + 1, la - 1, 0)
+    return _commit_if_better(inst, sol, ru, 4, -1, 0)
+
+
+@njit(cache=True, _nrt=False)
+def swap(inst: Inst, sol: Sol, u: int, lu: int, v: int, lv: int) -> bool:
+    """Exchange the ``lu`` stops starting at u with the ``lv`` stops starting at v."""
+    segs = sol.segs
+    ru = sol.stop_i[I_ROUTE, u]
+    rv = sol.stop_i[I_ROUTE, v]
+    pu = sol.stop_i[I_POS, u]
+    pv = sol.stop_i[I_POS, v]
+    la = sol.route_i[R_LEN, ru]
+    lb = sol.route_i[R_LEN, rv]
+    if pu + lu > la or pv + lv > lb:
+        return False
+    if ru != rv:
+        set_seg(segs, 0, ru, 0, pu - 1, 0)
+        set_seg(segs, 1, rv, pv, pv + lv - 1, 0)
+        set_seg(segs, 2, ru, pu + lu, la - 1, 0)
+        set_seg(segs, B, rv, 0, pv - 1, 0)
+        set_seg(segs, B + 1, ru, pu, pu + lu - 1, 0)
+        set_seg(segs, B + 2, rv, pv + lv, lb - 1, 0)
+        return _commit_if_better(inst, sol, ru, 3, rv, 3)
+    if lu != 1 or lv != 1:
+        return False
+    p1 = min(pu, pv)
+    p2 = max(pu, pv)
+    set_seg(segs, 0, ru, 0, p1 - 1, 0)
+    set_seg(segs, 1, ru, p2, p2, 0)
+    set_seg(segs, 2, ru, p1 + 1, p2 - 1, 0)
+    set_seg(segs, 3, ru, p1, p1, 0)
+    set_seg(segs, 4, ru, p2 + 1, la - 1, 0)
+    return _commit_if_better(inst, sol, ru, 5, -1, 0)
+
+
+@njit(cache=True, _nrt=False)
+def two_opt(inst: Inst, sol: Sol, u: int, v: int) -> bool:
+    """Create the edge u-v: 2-opt* (tails exchanged, plain or reversed) between routes,
+    2-opt (reverse the stretch between them) within a route."""
+    segs = sol.segs
+    ru = sol.stop_i[I_ROUTE, u]
+    rv = sol.stop_i[I_ROUTE, v]
+    pu = sol.stop_i[I_POS, u]
+    pv = sol.stop_i[I_POS, v]
+    la = sol.route_i[R_LEN, ru]
+    lb = sol.route_i[R_LEN, rv]
+    if ru != rv:
+        # u -> (v's predecessor side reversed): ... u v ... (head of v reversed)
+        set_seg(segs, 0, ru, 0, pu, 0)
+        set_seg(segs, 1, rv, 0, pv, 1)
+        set_seg(segs, B, ru, pu + 1, la - 1, 1)
+        set_seg(segs, B + 1, rv, pv + 1, lb - 1, 0)
+        if _commit_if_better(inst, sol, ru, 2, rv, 2):
+            return True
+        # tails exchanged so that v follows u: u's head + v's tail, v's head + u's tail
+        set_seg(segs, 0, ru, 0, pu, 0)
+        set_seg(segs, 1, rv, pv, lb - 1, 0)
+        set_seg(segs, B, rv, 0, pv - 1, 0)
+        set_seg(segs, B + 1, ru, pu + 1, la - 1, 0)
+        return _commit_if_better(inst, sol, ru, 2, rv, 2)
+    if pu < pv - 1:
+        set_seg(segs, 0, ru, 0, pu, 0)
+        set_seg(segs, 1, ru, pu + 1, pv, 1)
+        set_seg(segs, 2, ru, pv + 1, la - 1, 0)
+        return _commit_if_better(inst, sol, ru, 3, -1, 0)
+    if pv < pu - 1:
+        set_seg(segs, 0, ru, 0, pv - 1, 0)
+        set_seg(segs, 1, ru, pv, pu - 1, 1)
+        set_seg(segs, 2, ru, pu, la - 1, 0)
+        return _commit_if_better(inst, sol, ru, 3, -1, 0)
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def _best_gap(inst: Inst, sol: Sol, x: int, r: int, skip: int) -> int:
+    """Cheapest place (by distance) for stop x in route r once the stop at position
+    ``skip`` has left it; returns the original position of the new predecessor
+    (-1 = the depot)."""
+    nd = int(inst.c[C_ND])
+    dist = inst.dist
+    ln = sol.route_i[R_LEN, r]
+    xl = nd + x
+    prev = int(inst.vt[r, V_START])
+    q_prev = -1
+    best = np.inf
+    best_q = -1
+    for p in range(ln + 1):
+        if p == skip:
+            continue
+        nxt = int(inst.vt[r, V_END]) if p == ln else nd + sol.seq[r, p]
+        c = dist[prev, xl] + dist[xl, nxt] - dist[prev, nxt]
+        if c < best:
+            best = c
+            best_q = q_prev
+        if p < ln:
+            prev = nxt
+            q_prev = p
+    return best_q
+
+
+@njit(cache=True, _nrt=False)
+def _swap_star_pieces(segs: np.ndarray, k0: int, r: int, p_out: int, ln: int, r_in: int,
+                      p_in: int, q: int) -> None:
+    """Pieces of route r without its stop at p_out, with stop (r_in, p_in) after q."""
+    if q < p_out:
+        set_seg(segs, k0, r, 0, q, 0)
+        set_seg(segs, k0 + 1, r_in, p_in, p_in, 0)
+        set_seg(segs, k0 + 2, r, q + 1, p_out - 1, 0)
+        set_seg(segs, k0 + 3, r, p_out + 1, ln - 1, 0)
+    else:
+        set_seg(segs, k0, r, 0, p_out - 1, 0)
+        set_seg(segs, k0 + 1, r, p_out + 1, q, 0)
+        set_seg(segs, k0 + 2, r_in, p_in, p_in, 0)
+        set_seg(segs, k0 + 3, r, q + 1, ln - 1, 0)
+
+
+@njit(cache=True, _nrt=False)
+def swap_star(inst: Inst, sol: Sol, u: int, v: int) -> bool:
+    """SWAP* (Vidal 2022), granular form: u and v change routes, each going to its
+    cheapest place in the other route rather than to the other's old place."""
+    ru = sol.stop_i[I_ROUTE, u]
+    rv = sol.stop_i[I_ROUTE, v]
+    if ru == rv:
+        return False
+    pu = sol.stop_i[I_POS, u]
+    pv = sol.stop_i[I_POS, v]
+    qv = _best_gap(inst, sol, v, ru, pu)
+    qu = _best_gap(inst, sol, u, rv, pv)
+    if qv == pu - 1 and qu == pv - 1:
+        return False  # plain swap, already tried
+    _swap_star_pieces(sol.segs, 0, ru, pu, sol.route_i[R_LEN, ru], rv, pv, qv)
+    _swap_star_pieces(sol.segs, B, rv, pv, sol.route_i[R_LEN, rv], ru, pu, qu)
+    return _commit_if_better(inst, sol, ru, 4, rv, 4)
+
+
+@njit(cache=True, _nrt=False)
+def _first_empty_route(sol: Sol, skip: int) -> int:
+    for r in range(sol.rcost.shape[0] - 1):
+        if sol.route_i[R_LEN, r] == 0 and r != skip:
+            return r
+    return -1
+
+
+@njit(cache=True, _nrt=False)
+def try_pair(inst: Inst, sol: Sol, u: int, v: int) -> bool:
+    """All moves that create an edge between u and its neighbour v; first improvement."""
+    rv = sol.stop_i[I_ROUTE, v]
+    pv = sol.stop_i[I_POS, v]
+    # relocate u (and Or-opt strings of 2-3 starting at u) after v and before v
+    for length in range(1, 3):
+        for rev in range(2 if length > 1 else 1):
+            if relocate(inst, sol, u, length, rev, rv, pv):
+                return True
+            # "before v" is reached as "after pred(v)" from pred(v)'s own neighbour
+            # list, except when v is first in its route.
+            if pv == 0 and relocate(inst, sol, u, length, rev, rv, np.int64(-1)):
+                return True
+    nmax = 3 if sol.stop_i[I_ROUTE, u] != rv else 2
+    for lu in range(1, nmax):
+        for lv in range(1, nmax):
+            if swap(inst, sol, u, lu, v, lv):
+                return True
+    if two_opt(inst, sol, u, v):
+        return True
+    return inst.c[C_SWAPSTAR] > 0.0 and swap_star(inst, sol, u, v)
+
+
+@njit(cache=True, _nrt=False)
+def _try_optional(inst: Inst, sol: Sol, u: int) -> bool:
+    """Insert an unrouted optional stop if its prize beats the detour, or drop a routed
+    one whose detour costs more than its prize."""
+    segs = sol.segs
+    ru = sol.stop_i[I_ROUTE, u]
+    if ru >= 0:
+        pu = sol.stop_i[I_POS, u]
+        set_seg(segs, 0, ru, 0, pu - 1, 0)
+        set_seg(segs, 1, ru, pu + 1, sol.route_i[R_LEN, ru] - 1, 0)
+        if eval_segs(inst, sol, 0, 2, ru) - sol.rcost[ru] + inst.st[u, S_PRIZE] < -EPS:
+            apply_pieces(inst, sol, ru, np.int64(2), np.int64(-1), np.int64(0))
+            sol.stop_i[I_ROUTE, u] = -1
+            return True
+        return False
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> int:
+    """Apply improving moves around promising stops until none is left.
+
+    A stop is promising when one of its route neighbours changed (``write_pieces``
+    marks the ends of every piece it moves). Only promising stops are examined, so
+    after a ruin-and-recreate the search stays near what changed, as in FILO's
+    selective vertex caching and PyVRP's promising clients. Returns moves applied.
+    """
+    moves = 0
+    k_nb = inst.nb.shape[1]
+    has_optional = False
+    for u in range(inst.st.shape[0]):
+        if inst.st[u, S_REQ] == 0.0:
+            has_optional = True
+            break
+    improved = True
+    while improved:
+        improved = False
+        for idx in range(order.shape[0]):
+            u = order[idx]
+            if sol.stop_i[I_ROUTE, u] < 0 or sol.stop_i[I_PROMISING, u] == 0:
+                continue
+            sol.stop_i[I_PROMISING, u] = 0
+            for kk in range(k_nb):
+                v = inst.nb[u, kk]
+                if sol.stop_i[I_ROUTE, v] < 0 or sol.stop_i[I_ROUTE, u] < 0:
+                    continue
+                if try_pair(inst, sol, u, v):
+                    moves += 1
+                    improved = True
+            ru = sol.stop_i[I_ROUTE, u]
+            if ru < 0:
+                continue
+            if use_empty and sol.route_i[R_LEN, ru] > 1:
+                re = _first_empty_route(sol, ru)
+                one, zero, first = np.int64(1), np.int64(0), np.int64(-1)
+                if re >= 0 and relocate(inst, sol, u, one, zero, re, first):
+                    moves += 1
+                    improved = True
+            if has_optional and not (inst.st[u, S_REQ] > 0.0) and _try_optional(inst, sol, u):
+                moves += 1
+                improved = True
+    return moves

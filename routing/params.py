@@ -1,0 +1,82 @@
+"""Validated solver parameters, loadable from TOML (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RoutingParams:
+    """Tuning of the iterated local search. Defaults are what the benchmarks use.
+
+    num_neighbours: granular neighbourhood size K (moves only create edges to the K
+        nearest stops); larger is slower per pass and rarely better beyond 40.
+    min_removed, max_removed: stops removed per ruin step (drawn uniformly); capped at a
+        quarter of the stops on small instances.
+    max_string_length: longest string cut from one route by the ruin step.
+    blink_rate: probability of skipping a position during greedy insertion, which
+        diversifies the repair (SISR's "blinks").
+    start_temperature, end_temperature: simulated-annealing temperature at the start and
+        the end of the run, as a fraction of the initial cost per stop [-]; the
+        temperature decays geometrically with the fraction of the budget used.
+    swap_star: also try SWAP* on neighbour pairs (each stop to its cheapest place in
+        the other's route); more thorough, costs time per local-search pass.
+    """
+
+    num_neighbours: int = 20
+    min_removed: int = 5
+    max_removed: int = 25
+    max_string_length: int = 10
+    blink_rate: float = 0.01
+    start_temperature: float = 0.05
+    end_temperature: float = 0.002
+    swap_star: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_neighbours < 1:
+            raise ValueError(
+                f"num_neighbours must be >= 1, got {self.num_neighbours}; 20 is a good default"
+            )
+        if self.min_removed < 1:
+            raise ValueError(f"min_removed must be >= 1, got {self.min_removed}")
+        if self.max_removed < self.min_removed:
+            raise ValueError(
+                f"max_removed ({self.max_removed}) must be >= min_removed ({self.min_removed}); "
+                f"raise max_removed or lower min_removed"
+            )
+        if self.max_string_length < 1:
+            raise ValueError(f"max_string_length must be >= 1, got {self.max_string_length}")
+        if not 0.0 <= self.blink_rate < 1.0:
+            raise ValueError(f"blink_rate must be in [0, 1), got {self.blink_rate}; try 0.01")
+        if not isinstance(self.swap_star, bool):
+            raise ValueError(f"swap_star must be true or false, got {self.swap_star!r}")
+        if not self.start_temperature >= self.end_temperature >= 0.0:
+            raise ValueError(
+                f"need start_temperature >= end_temperature >= 0, got "
+                f"{self.start_temperature} and {self.end_temperature}"
+            )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RoutingParams:
+        """Load from a TOML file of ``key = value`` lines; an empty file gives the defaults."""
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "<dict>") -> RoutingParams:
+        known = {f.name: f.type for f in fields(cls)}
+        for key, value in raw.items():
+            if key not in known:
+                raise ValueError(
+                    f"{source}: unknown key {key!r}; known keys are {', '.join(sorted(known))}"
+                )
+            if isinstance(value, dict | list | str):
+                raise ValueError(f"{source}: key {key!r} must be a number or boolean, got "
+                                 f"{value!r}")
+        return cls(**raw)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

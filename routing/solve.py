@@ -1,0 +1,260 @@
+"""``solve(data, stop, seed) -> Result``: the public entry point of the solver.
+
+Pipeline: greedy insertion (stops far from the depot first) -> granular local
+search -> iterated local search with ruin-and-recreate and simulated-annealing
+acceptance until the stopping criterion says stop. The best plan found is then
+re-simulated by the independent checker (``feasibility.py``), whose figures are
+the ones reported.
+
+The compiled kernels are loaded (or compiled and cached on first use) when this
+module is imported, by a tiny warm-up solve, so a call's time limit does not
+pay for compilation once the package has been imported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from routing import evaluate as ev
+from routing.construct import construct
+from routing.evaluate import Inst, Sol, refresh_route, total_cost, walk
+from routing.feasibility import RouteReport, check_routes
+from routing.ils import ils_chunk, shuffle, snapshot
+from routing.local_search import local_search
+from routing.model import ProblemData
+from routing.params import RoutingParams
+from routing.stop import MaxIterations, StoppingCriterion
+
+_CHUNK_TARGET_S = 0.02
+"""Target wall time of one compiled chunk of iterations [s]: short enough to stop on time."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The best plan found. ``routes`` holds only trucks that leave the depot.
+
+    cost: total cost (route costs plus prizes of skipped optional stops) as recomputed
+        by the checker [cost units; CVRPLIB: distance].
+    violations: empty when the plan is feasible.
+    unvisited: optional stops left out.
+    num_iterations: ruin-and-recreate iterations done.
+    runtime_s: wall time of the call [s].
+    """
+
+    routes: tuple[RouteReport, ...]
+    cost: float
+    violations: tuple[str, ...]
+    unvisited: tuple[int, ...]
+    num_iterations: int
+    runtime_s: float
+
+    @property
+    def is_feasible(self) -> bool:
+        return not self.violations
+
+    @property
+    def distance(self) -> float:
+        """Total distance driven [m]."""
+        return float(sum(r.distance for r in self.routes))
+
+    @property
+    def num_trips(self) -> int:
+        """Trips over all trucks (a trip ends at a disposal site or the depot)."""
+        return int(sum(len(r.trips) for r in self.routes))
+
+    def customer_routes(self, data: ProblemData) -> list[list[int]]:
+        """Routes as CVRPLIB customer numbers (stop index + 1), disposal visits dropped."""
+        nd, ns = data.num_depots, data.num_stops
+        return [[v - nd + 1 for v in r.visits if nd <= v < nd + ns] for r in self.routes]
+
+
+def neighbours(data: ProblemData, k: int) -> np.ndarray:
+    """(N, K) indices of each stop's K nearest other stops (symmetrised distance)."""
+    n = data.num_stops
+    k = max(1, min(k, n - 1))
+    if n <= 1:
+        return np.zeros((n, 0), dtype=np.int64)
+    nd = data.num_depots
+    d = data.distance[nd : nd + n, nd : nd + n]
+    prox = d + d.T
+    np.fill_diagonal(prox, np.inf)
+    idx = np.argpartition(prox, k - 1, axis=1)[:, :k]
+    rows = np.arange(n)[:, None]
+    order = np.argsort(prox[rows, idx], axis=1, kind="stable")
+    return np.ascontiguousarray(idx[rows, order]).astype(np.int64)
+
+
+def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
+    nd = data.num_depots
+    dist = np.ascontiguousarray(data.distance, dtype=np.float64)
+    arc_cost = float(dist.max() * data.distance_cost.max()) if dist.size else 1.0
+    arc_cost = max(arc_cost, 1e-9)
+    mean_dem = float(data.demand[data.demand > 0].mean()) if (data.demand > 0).any() else 1.0
+    mean_dur = float(data.duration_s.mean()) if data.duration_s.size else 1.0
+    symmetric = bool(np.array_equal(dist, dist.T))
+    st = np.column_stack([
+        data.demand.sum(axis=1), data.service_s, data.tw_early_s, data.tw_late_s,
+        data.prize, data.required.astype(np.float64), data.demand,
+    ]) if data.num_stops else np.zeros((0, ev.S_DEMAND + data.num_streams))
+    vt = np.column_stack([
+        data.start_depot, data.end_depot, data.shift_start_s, data.shift_duration_s,
+        data.duration_scale, data.distance_cost, data.duration_cost, data.fixed_cost,
+        np.minimum(data.max_reloads, 1 << 40), data.capacity[:, 0], data.capacity,
+    ]).astype(np.float64)
+    pt = np.column_stack([data.unload_s, data.disposal_accepts.astype(np.float64)]).reshape(
+        data.num_disposal, 1 + data.num_streams)
+    c = np.zeros(8)
+    c[ev.C_ND] = nd
+    c[ev.C_FAST] = 1.0 if (data.is_plain_cvrp and symmetric) else 0.0
+    c[ev.C_PENL] = 1000.0 * arc_cost / mean_dem
+    c[ev.C_PENT] = 1000.0 * arc_cost / max(mean_dur, 1e-9)
+    c[ev.C_NSTREAM] = data.num_streams
+    c[ev.C_NSITE] = data.num_disposal
+    c[ev.C_SWAPSTAR] = 1.0 if params.swap_star else 0.0
+    return Inst(
+        dist=dist,
+        dur=np.ascontiguousarray(data.duration_s, dtype=np.float64),
+        st=np.ascontiguousarray(st, dtype=np.float64),
+        vt=np.ascontiguousarray(vt),
+        pt=np.ascontiguousarray(pt, dtype=np.float64),
+        nb=neighbours(data, params.num_neighbours),
+        c=c,
+    )
+
+
+def _new_sol(data: ProblemData, seed: int) -> Sol:
+    n = max(data.num_stops, 1)
+    r = data.num_vehicles
+    s = data.num_streams
+    rng_seed = np.random.default_rng(seed).integers(1, 2**63 - 1, dtype=np.int64)
+    stop_i = np.zeros((3, data.num_stops), dtype=np.int64)
+    stop_i[ev.I_ROUTE] = -1
+    stop_i[ev.I_PROMISING] = 1
+    return Sol(
+        seq=np.zeros((r + 1, n), dtype=np.int64),
+        stop_i=stop_i,
+        route_i=np.zeros((2, r + 1), dtype=np.int64),
+        pref=np.zeros((2, r + 1, n)),
+        rcost=np.zeros(r + 1),
+        segs=np.zeros((10, 4), dtype=np.int64),
+        bufs=np.zeros((2, n + 1), dtype=np.int64),
+        work=np.zeros(1 + 2 * s),
+        misc=np.array([rng_seed, 0], dtype=np.uint64),
+    )
+
+
+def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
+    sol.stop_i[ev.I_ROUTE] = -1
+    for r in range(rlen.shape[0]):
+        sol.seq[r, : rlen[r]] = seq[r, : rlen[r]]
+        sol.route_i[ev.R_LEN, r] = rlen[r]
+        refresh_route(inst, sol, r)
+
+
+def _visits(inst: Inst, sol: Sol, r: int, buf: np.ndarray) -> list[int]:
+    sol.segs[0] = (r, 0, sol.route_i[ev.R_LEN, r] - 1, 0)
+    _, n = walk(inst, sol, 0, 1, r, buf)
+    return [int(x) for x in buf[:n]]
+
+
+def solve(
+    data: ProblemData,
+    stop: StoppingCriterion,
+    seed: int = 1,
+    params: RoutingParams | None = None,
+) -> Result:
+    """Plan routes for ``data`` until ``stop`` says stop; deterministic for a seed when
+    the stopping criterion is an iteration count."""
+    t_call = time.perf_counter()
+    stop.start()
+    params = params or RoutingParams()
+    inst = _compile_inst(data, params)
+    sol = _new_sol(data, seed)
+    n = data.num_stops
+    nroutes = data.num_vehicles
+    for r in range(nroutes):
+        refresh_route(inst, sol, r)
+    if n > 0:
+        depot = data.start_depot[0]
+        far_first = np.argsort(-data.distance[depot, data.num_depots : data.num_depots + n],
+                               kind="stable")
+        construct(inst, sol, far_first.astype(np.int64))
+    order = np.arange(n, dtype=np.int64)
+    shuffle(order, sol.misc)
+    local_search(inst, sol, order, True)
+
+    cur_seq = np.zeros((nroutes, max(n, 1)), dtype=np.int64)
+    cur_rlen = np.zeros(nroutes, dtype=np.int64)
+    snapshot(sol, cur_seq, cur_rlen)
+    best_seq = cur_seq.copy()
+    best_rlen = cur_rlen.copy()
+    cost0 = total_cost(inst, sol)
+    costs = np.array([cost0, cost0])
+    per_stop = cost0 / max(n, 1)
+    t_hi = params.start_temperature * per_stop
+    t_lo = params.end_temperature * per_stop
+    max_removed = max(1, min(params.max_removed, n // 4))
+    min_removed = min(params.min_removed, max_removed)
+
+    iterations = 0
+    chunk = 1
+    while n > 1 and not stop(costs[1], iterations):
+        left = stop.iterations_left(iterations)
+        size = chunk if left is None else min(left, 50)
+        secs = stop.seconds_left()
+        f0 = stop.fraction_done(iterations)
+        if left is not None:
+            f1 = stop.fraction_done(iterations + size)
+        elif secs is not None and secs > 0:
+            # assume the chunk takes its target share of the remaining time
+            f1 = min(1.0, f0 + (1.0 - f0) * min(1.0, _CHUNK_TARGET_S / secs))
+        else:
+            f1 = 1.0
+        t0 = time.perf_counter()
+        ils_chunk(inst, sol, cur_seq, cur_rlen, best_seq, best_rlen, costs, size,
+                  f0, f1, t_hi, t_lo, min_removed, max_removed,
+                  params.max_string_length, params.blink_rate, order)
+        iterations += size
+        took = time.perf_counter() - t0
+        if left is None:
+            # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
+            rate = size / max(took, 1e-6)
+            chunk = int(min(max(1, rate * _CHUNK_TARGET_S), 2 * size + 1))
+
+    _load_routes(inst, sol, best_seq, best_rlen)
+    buf = np.zeros(4 * max(n, 1) + 8 * data.num_streams + 8, dtype=np.int64)
+    plan = [(r, _visits(inst, sol, r, buf)) for r in range(nroutes)
+            if sol.route_i[ev.R_LEN, r] > 0]
+    violations, cost, reports = check_routes(data, plan)
+    unvisited = tuple(int(u) for u in np.flatnonzero(sol.stop_i[ev.I_ROUTE] < 0))
+    return Result(
+        routes=tuple(reports),
+        cost=cost,
+        violations=tuple(violations),
+        unvisited=unvisited,
+        num_iterations=iterations,
+        runtime_s=time.perf_counter() - t_call,
+    )
+
+
+def _warm_up() -> None:
+    """Load (or compile and cache) every kernel on a tiny plain and a tiny rich instance."""
+    xy = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [0, 2], [1, 1]], dtype=float)
+    dist = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
+    plain = ProblemData.cvrp(dist, [1, 1, 1, 1, 1], capacity=3, num_vehicles=3)
+    solve(plain, MaxIterations(3), seed=0)
+    rich = ProblemData(**{
+        **plain.__dict__,
+        "distance": np.pad(dist, ((0, 1), (0, 1)), constant_values=1.0),
+        "duration_s": np.pad(dist, ((0, 1), (0, 1)), constant_values=1.0),
+        "disposal_accepts": np.ones((1, 1), dtype=bool),
+        "unload_s": np.ones(1),
+        "shift_duration_s": np.full(3, 100.0),
+    })
+    solve(rich, MaxIterations(3), seed=0)
+
+
+_warm_up()
