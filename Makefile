@@ -62,6 +62,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "smartbins: compiling the routing kernels once (numba cache; a few minutes on a fresh machine)"
+	$(BIN)/python -c "import routing.solve"
 	@touch $@
 
 clean:
