@@ -10,6 +10,7 @@ The suite runs the same at 200 devices (tests/gateway/test_gateway_chaos.py).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -23,6 +24,8 @@ from gw_stack import Stack  # noqa: E402
 
 
 def main() -> int:
+    # SIGTERM ends the run through `finally`, so the servers it started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", type=int, default=2000, help="stand-in devices (default 2000)")
     ap.add_argument("--seconds", type=float, default=90, help="length of the chaos (default 90)")

@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import signal
 import socket
 import struct
 import sys
@@ -321,6 +322,8 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
 
 
 def main() -> int:
+    # SIGTERM ends the run through `finally`, so the servers it started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", type=int, default=10_000, help="storm devices (default 10000)")
     ap.add_argument("--per-device", type=int, default=100, help="storm backlog per device")
