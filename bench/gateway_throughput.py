@@ -227,6 +227,11 @@ def split(items: list, n: int) -> list[list]:
     return [items[i::n] for i in range(n)]
 
 
+def written(stack: Stack) -> float:
+    """Readings written (2xx) by all gateways, from their /metrics."""
+    return sum(gw.metric("gateway_readings_written_total") for gw in stack.gateways)
+
+
 def count_readings(stack: Stack) -> int:
     series = stack.influx.client().query(f"SELECT count(seq) FROM {p.MEASUREMENT}")
     return int(series[0]["values"][0][1]) if series else 0
@@ -238,6 +243,7 @@ def phase_a(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     total = len(devs) * per_device
     gw = stack.creds["smartbins.gateway"]
     sub = ctx.Process(
+        daemon=True,
         target=null_subscriber,
         args=(stack.broker.port, gw.username, gw.password, total, done, ready),
     )
@@ -266,7 +272,6 @@ def phase_b(
     ctx = mp.get_context("fork")
     start = ctx.Event()
     total = len(devs) * per_device
-    gw = stack.gateways[0]
     pubs = [
         ctx.Process(target=live_publisher, args=(stack.broker.port, part, per_device, 20, start))
         for part in split(devs, procs)
@@ -276,7 +281,7 @@ def phase_b(
     time.sleep(1.0)
     t0 = time.monotonic()
     start.set()
-    wait_until(lambda: gw.metric("gateway_readings_written_total") >= total, 600, 0.05)
+    wait_until(lambda: written(stack) >= total, 600, 0.05)
     dt = time.monotonic() - t0
     for pr in pubs:
         pr.join(30)
@@ -288,12 +293,14 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     ctx = mp.get_context("fork")
     done, ready, start = ctx.Event(), ctx.Event(), ctx.Event()
     acked = ctx.Value("q", 0)
-    obs = ctx.Process(target=ack_observer, args=(stack.broker.port, observer_pw, len(devs),
-                                                 per_device, done, ready, acked))  # fmt: skip
+    obs = ctx.Process(
+        daemon=True,
+        target=ack_observer,
+        args=(stack.broker.port, observer_pw, len(devs), per_device, done, ready, acked),
+    )
     obs.start()
     ready.wait(10)
-    gw = stack.gateways[0]
-    base = gw.metric("gateway_readings_written_total")
+    base = written(stack)
     total = len(devs) * per_device
     pubs = [ctx.Process(target=storm_publisher, args=(stack.broker.port, part, per_device, start))
             for part in split(devs, procs)]  # fmt: skip
@@ -307,8 +314,8 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
         now = time.monotonic() - t0
         if now - last >= 10:
             last = now
-            written = gw.metric("gateway_readings_written_total") - base
-            print(f"   {now:5.0f} s: {written:9.0f} written, {acked.value:9d} acknowledged",
+            n = written(stack) - base
+            print(f"   {now:5.0f} s: {n:9.0f} written, {acked.value:9d} acknowledged",
                   flush=True)  # fmt: skip
         if now > 900:
             raise TimeoutError("(c) the storm did not finish within 900 s")
@@ -330,6 +337,9 @@ def main() -> int:
     ap.add_argument("--live-devices", type=int, default=500, help="publishers in (a) and (b)")
     ap.add_argument("--live-messages", type=int, default=100, help="messages per live device")
     ap.add_argument("--procs", type=int, default=2, help="publisher processes")
+    ap.add_argument(
+        "--gateways", type=int, default=1, help="gateway processes sharing the subscription"
+    )
     args = ap.parse_args()
 
     stack = Stack("bench-gw", extra_acl=OBSERVER_ACL)
@@ -351,10 +361,18 @@ def main() -> int:
         ceiling = phase_a(stack, live, args.live_messages, args.procs)
         print(f"    {ceiling:,.0f} messages/s", flush=True)
 
-        gw = stack.add_gateway("bench", mqtt={"keepalive_s": 30})
-        gw.start()
-        gw.wait_healthy(30)
-        print("(b) end to end: same publishers -> mosquitto -> gateway -> influxdb", flush=True)
+        gws = [
+            stack.add_gateway(f"bench{i}", mqtt={"keepalive_s": 30}) for i in range(args.gateways)
+        ]
+        for gw in gws:
+            gw.start()
+        for gw in gws:
+            gw.wait_healthy(30)
+        print(
+            f"(b) end to end: same publishers -> mosquitto -> {args.gateways} gateway "
+            "process(es) -> influxdb",
+            flush=True,
+        )
         e2e, stored_b = phase_b(stack, live, args.live_messages, args.procs)
         ok_b = "ok" if stored_b == n_live else f"MISMATCH: {stored_b} of {n_live}"
         print(f"    {e2e:,.0f} readings/s = {e2e / ceiling:.0%} of (a) (target >= 50%); "
@@ -374,7 +392,8 @@ def main() -> int:
         print(f"    every reading stored and acknowledged after {took:.1f} s ({rate:,.0f} "
               f"readings/s); {stored_c:,} stored, loss {lost} (target < 120 s, 0 loss: "
               f"{verdict})", flush=True)  # fmt: skip
-        warnings = [ln for ln in gw.log().splitlines() if " WARNING " in ln or " ERROR " in ln]
+        logs = "".join(gw.log() for gw in gws)
+        warnings = [ln for ln in logs.splitlines() if " WARNING " in ln or " ERROR " in ln]
         print(f"gateway log: {len(warnings)} warnings/errors", *warnings[:10], sep="\n  ")
         print(f"summary: ceiling {ceiling:,.0f} msg/s; end to end {e2e:,.0f} readings/s "
               f"({e2e / ceiling:.0%}); storm {n_storm:,} in {took:.1f} s, loss {lost}")  # fmt: skip

@@ -17,6 +17,10 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HELP = {
     "gateway_messages_received_total": ("counter", "MQTT messages received from the broker"),
+    "gateway_messages_redelivered_total": (
+        "counter",
+        "messages the broker sent again (DUP flag): after a reconnect, unacknowledged ones",
+    ),
     "gateway_readings_received_total": ("counter", "readings that passed validation"),
     "gateway_readings_written_total": ("counter", "readings written to InfluxDB (2xx)"),
     "gateway_deadletters_total": ("counter", "rejected messages or readings, by reason"),

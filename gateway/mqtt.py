@@ -179,6 +179,8 @@ class MqttLink:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             generation = self.generation
+        if msg.dup:
+            self.metrics.inc("gateway_messages_redelivered_total")
         self._deliver(msg.topic, msg.payload, Delivery(generation, msg.mid, msg.qos))
 
     # ----------------------------------------------------------------- from the writer thread

@@ -27,10 +27,6 @@ from smartbins.influx import InfluxClient
 
 log = logging.getLogger("smartbins.gateway")
 
-#: Hard bound on messages held in memory. The broker's flow control (Receive Maximum) keeps
-#: QoS 1 traffic under ``receive_maximum``; this also bounds QoS 0 traffic, which MQTT does not
-#: flow-control, by pausing the network thread (TCP backpressure) instead of dropping.
-QUEUE_FACTOR = 2
 #: Messages decoded per turn of the decoder thread (then handed to the batcher at once).
 DECODE_CHUNK = 100
 
@@ -51,7 +47,10 @@ class Gateway:
         self._cond = threading.Condition()
         self.batcher = ingest.Batcher(cfg.batch.max_points, max(1, int(cfg.batch.max_age_s * 1000)))
         self.in_flight = 0  # messages received and not yet finished (acked or skipped)
-        self.queue_limit = cfg.mqtt.receive_maximum * QUEUE_FACTOR
+        # The hard bound (batch.max_queue_messages): reached, it pauses paho's network thread
+        # (TCP backpressure) instead of dropping. Mosquitto 2.0.11 was measured sending well
+        # beyond the Receive Maximum under a storm, so this, not Receive Maximum, is the bound.
+        self.queue_limit = cfg.batch.max_queue_messages
         self.tolerance_ms = int(cfg.validation.future_tolerance_s * 1000)
         self.deadletter_log = ingest.LogLimiter(int(cfg.log.deadletter_interval_s * 1000))
         influx = InfluxClient(
