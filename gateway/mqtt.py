@@ -36,6 +36,9 @@ from smartbins import protocol as p
 
 log = logging.getLogger("smartbins.gateway.mqtt")
 
+#: Our own publishes (acknowledgements, dead letters) awaiting their PUBACK, at most.
+OUTGOING_LIMIT = 5000
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -71,9 +74,15 @@ class MqttLink:
         )
         c.username_pw_set(cfg.username, password)
         c.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        # Outgoing QoS 1 (acknowledgements, dead letters): many in flight, none dropped.
-        c.max_inflight_messages_set(1000)
+        # Outgoing QoS 1 (acknowledgements, dead letters): paho's own in-flight window scans all
+        # its outgoing messages at every PUBACK (O(n)), which starved the network thread in a
+        # storm; so paho's window is off (0) and publish() keeps its own bound instead, below
+        # the Receive Maximum the broker announces (10,000 for mosquitto.conf).
+        c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
+        self._outstanding = 0
+        self._out_cond = threading.Condition()
+        c.on_publish = self._on_publish
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -172,6 +181,9 @@ class MqttLink:
             self.connected = False
             self.generation += 1
         self.subscribed.clear()
+        with self._out_cond:  # paho resends what was in flight after the reconnect
+            self._outstanding = 0
+            self._out_cond.notify_all()
         self.metrics.set("gateway_mqtt_connected", 0)
         if was and not self._stopping:
             log.warning("disconnected from the broker (%s); reconnecting", rc)
@@ -200,5 +212,22 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes) -> None:
         """QoS 1, not retained. Queued by paho while disconnected; a lost one is harmless (the
-        device resends, the gateway stores again and acknowledges again)."""
+        device resends, the gateway stores again and acknowledges again). Waits (the writer
+        thread, never the network thread) while OUTGOING_LIMIT publishes await their PUBACK."""
+        with self._out_cond:
+            while self._outstanding >= OUTGOING_LIMIT and self.connected:
+                self._out_cond.wait(0.5)
+            self._outstanding += 1
         self.client.publish(topic, payload, qos=1)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        rc: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        with self._out_cond:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._out_cond.notify_all()
