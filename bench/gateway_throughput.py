@@ -250,7 +250,11 @@ def phase_a(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     sub.start()
     ready.wait(10)
     pubs = [
-        ctx.Process(target=live_publisher, args=(stack.broker.port, part, per_device, 20, start))
+        ctx.Process(
+            daemon=True,
+            target=live_publisher,
+            args=(stack.broker.port, part, per_device, 20, start),
+        )
         for part in split(devs, procs)
     ]
     for pr in pubs:
@@ -273,7 +277,11 @@ def phase_b(
     start = ctx.Event()
     total = len(devs) * per_device
     pubs = [
-        ctx.Process(target=live_publisher, args=(stack.broker.port, part, per_device, 20, start))
+        ctx.Process(
+            daemon=True,
+            target=live_publisher,
+            args=(stack.broker.port, part, per_device, 20, start),
+        )
         for part in split(devs, procs)
     ]
     for pr in pubs:
@@ -302,8 +310,12 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     ready.wait(10)
     base = written(stack)
     total = len(devs) * per_device
-    pubs = [ctx.Process(target=storm_publisher, args=(stack.broker.port, part, per_device, start))
-            for part in split(devs, procs)]  # fmt: skip
+    pubs = [
+        ctx.Process(
+            daemon=True, target=storm_publisher, args=(stack.broker.port, part, per_device, start)
+        )
+        for part in split(devs, procs)
+    ]
     for pr in pubs:
         pr.start()
     time.sleep(2 + len(devs) / 2000)  # the publishers build their payloads before the clock

@@ -82,6 +82,7 @@ class MqttLink:
         c.max_queued_messages_set(0)
         self._outstanding = 0
         self._out_cond = threading.Condition()
+        self.publisher_waiting = False
         c.on_publish = self._on_publish
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -216,7 +217,11 @@ class MqttLink:
         thread, never the network thread) while OUTGOING_LIMIT publishes await their PUBACK."""
         with self._out_cond:
             while self._outstanding >= OUTGOING_LIMIT and self.connected:
+                # Tells the gateway not to hold the network thread (which must read the
+                # PUBACKs this waits for) even when its queue is full: no deadlock.
+                self.publisher_waiting = True
                 self._out_cond.wait(0.5)
+            self.publisher_waiting = False
             self._outstanding += 1
         self.client.publish(topic, payload, qos=1)
 

@@ -133,8 +133,13 @@ class Gateway:
         self.metrics.inc("gateway_messages_received_total")
         with self._cond:
             # Backpressure, not loss: wait (the network thread pauses) while the queue is full.
-            while self.in_flight >= self.queue_limit and not self._abort.is_set():
-                self._cond.wait(0.5)
+            # Never while the writer waits for PUBACKs that only this thread can read.
+            while (
+                self.in_flight >= self.queue_limit
+                and not self._abort.is_set()
+                and not self.mqtt.publisher_waiting
+            ):
+                self._cond.wait(0.1)
             if self.stopping.is_set():
                 return  # not acknowledged: redelivered after the restart
             self.in_flight += 1
