@@ -2,9 +2,13 @@
 gateway process and influxd are each SIGKILLed KILLS times on a seeded schedule; then every
 reading the devices produced must be in InfluxDB exactly once (counted by device and seq).
 
-The suite runs the same at 200 devices (tests/gateway/test_gateway_chaos.py).
+The suite runs the same at 200 devices (tests/gateway/test_gateway_chaos.py). The issue asks
+for 2,000 devices; the default here is 500 because the stand-in devices (tests/gateway/
+gw_fleet.py) run one paho network thread each: at 2,000 they drove this shared 2-core
+machine's load average past 300 and the run was stopped. With the simulator's virtual devices
+in place of the stand-in, run it with --devices 2000.
 
-    .venv/bin/python bench/gateway_chaos.py [--devices 2000] [--seconds 90] [--seed 1]
+    .venv/bin/python bench/gateway_chaos.py [--devices 500] [--seconds 90] [--seed 1]
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def main() -> int:
     # SIGTERM ends the run through `finally`, so the servers it started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--devices", type=int, default=2000, help="stand-in devices (default 2000)")
+    ap.add_argument("--devices", type=int, default=500, help="stand-in devices (default 500)")
     ap.add_argument("--seconds", type=float, default=90, help="length of the chaos (default 90)")
     ap.add_argument("--kills", type=int, default=2, help="SIGKILLs per victim (default 2)")
     ap.add_argument("--seed", type=int, default=1, help="seed of schedule and devices")
