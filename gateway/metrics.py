@@ -36,7 +36,7 @@ HELP = {
         "stored messages not PUBACKed because their connection was gone (redelivered instead)",
     ),
     "gateway_mqtt_connects_total": ("counter", "MQTT connections established"),
-    "gateway_mqtt_subscribes_total": ("counter", "subscriptions made (session_present false)"),
+    "gateway_mqtt_subscribes_total": ("counter", "subscriptions made (one per connect)"),
     "gateway_queue_messages": ("gauge", "messages received and not yet acknowledged"),
     "gateway_queue_points": ("gauge", "decoded points waiting to be written"),
     "gateway_queue_undecoded": ("gauge", "messages received and not yet decoded"),

@@ -11,8 +11,10 @@
 * **Persistent session with expiry**: ``clean_start=False`` and ``SessionExpiryInterval``, so
   a restarted gateway gets back what it had not acknowledged, and one that stays away stops
   receiving its share of ``$share/<group>/sb/up/+/+`` once the broker drops its session.
-* When the CONNACK says ``session_present = 0`` (first start, or a broker that lost its
-  sessions in a crash), the gateway subscribes again. Devices resend what the lost session held.
+* The gateway subscribes at every connect. When the CONNACK says ``session_present = 0``
+  (first start, or a broker that lost its sessions in a crash) that is required; when it says
+  1 it is still done, because a Mosquitto 2.0.11 restored from its autosave file reported a
+  session whose shared subscription was gone. Devices resend what a lost session held.
 * Acknowledgements are tied to the connection a message came on (a generation number): after a
   reconnect the broker redelivers what was in flight, so an acknowledgement for a message of a
   previous connection is skipped (its redelivered copy will be acknowledged instead).
@@ -137,14 +139,15 @@ class MqttLink:
             self.connected = True
         self.metrics.inc("gateway_mqtt_connects_total")
         self.metrics.set("gateway_mqtt_connected", 1)
-        if flags.session_present:
-            log.info("connected to %s:%d; session resumed", self.cfg.host, self.cfg.port)
-            self.subscribed.set()
-            return
+        # Subscribe at every connect, not only when session_present is false: a Mosquitto
+        # 2.0.11 restarted from its autosave file answered "session present" for a session
+        # that had lost its $share subscription, and the gateway received nothing (found by
+        # bench/gateway_chaos.py). Subscribing again to the same filter is harmless.
         log.info(
-            "connected to %s:%d without a session; subscribing to %s",
+            "connected to %s:%d (%s); subscribing to %s",
             self.cfg.host,
             self.cfg.port,
+            "session present" if flags.session_present else "new session",
             self.topic_filter,
         )
         client.subscribe(self.topic_filter, qos=1)
