@@ -273,7 +273,15 @@ def test_device_status_and_last_will_are_kept(
         dropped=4,
         buffered=0,
     )
+    answers: list[p.Ack] = []
+    c.on_message = lambda cl, u, msg: answers.append(p.parse_message(msg.topic, msg.payload))
+    c.subscribe(p.topic_for("ack", cred.username), qos=1)
+    before = now_ms()
     c.publish(*p.encode_message(online), qos=1, retain=True).wait_for_publish(5)
+    # The gateway answers an online status with the current time (docs/protocol.md).
+    wait_until(lambda: answers, 10, message="an acknowledgement answering `online`")
+    assert answers[0].stored == () and answers[0].rejected == ()  # type: ignore[union-attr]
+    assert answers[0].server_ts_ms >= before  # type: ignore[union-attr]
     assert gw.status is not None
     wait_until(lambda: (s := gw.status.device(cred.username)) and s.state == "online", 10)  # type: ignore[union-attr]
     row = gw.status.device(cred.username)
