@@ -70,5 +70,4 @@ def run_gateway(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    run_forever(Gateway(cfg, secrets), stop)
-    return 0
+    return 0 if run_forever(Gateway(cfg, secrets), stop) else 1

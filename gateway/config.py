@@ -84,11 +84,14 @@ class InfluxConfig:
 class BatchConfig:
     max_points: int = 5000
     max_age_s: float = 0.2
+    max_queue_messages: int = 20000
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_points <= 100_000:
             raise ValueError(f"max_points: {self.max_points} must be in [1, 100000]")
         _positive("max_age_s", self.max_age_s)
+        if self.max_queue_messages < 1:
+            raise ValueError(f"max_queue_messages: {self.max_queue_messages} must be at least 1")
 
 
 @dataclass(frozen=True)

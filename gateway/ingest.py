@@ -223,7 +223,8 @@ class Batch:
         return out
 
     def acks(self, now_ms: int) -> list[p.Ack]:
-        """End-to-end acknowledgements, one (or a few, for many ranges) per device."""
+        """End-to-end acknowledgements, one (or a few, for many ranges) per device, and one
+        (maybe with empty ranges) per device that announced itself ``online``."""
         stored: dict[str, set[int]] = {}
         rejected: dict[str, set[int]] = {}
         for m in self.messages:
@@ -233,10 +234,20 @@ class Batch:
             for d in m.dead:
                 if d.device and d.seq is not None:
                     rejected.setdefault(d.device, set()).add(d.seq)
+        # docs/protocol.md: a gateway answers every `online` status with an acknowledgement
+        # carrying the current server_ts (ranges may be empty): how a device without NTP and
+        # with nothing to acknowledge learns the time.
+        online = {
+            m.status.device
+            for m in self.messages
+            if m.status is not None and m.status.state == "online"
+        }
         out: list[p.Ack] = []
-        for device in sorted(set(stored) | set(rejected)):
+        for device in sorted(set(stored) | set(rejected) | online):
             s = p.ranges_from_seqs(stored.get(device, ()))
             r = p.ranges_from_seqs(rejected.get(device, ()))
+            if not s and not r:
+                out.append(p.Ack(device, now_ms, (), ()))
             while s or r:
                 n_s = min(len(s), ACK_RANGES_PER_MESSAGE)
                 n_r = min(len(r), ACK_RANGES_PER_MESSAGE - n_s)

@@ -17,6 +17,10 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HELP = {
     "gateway_messages_received_total": ("counter", "MQTT messages received from the broker"),
+    "gateway_messages_redelivered_total": (
+        "counter",
+        "messages the broker sent again (DUP flag): after a reconnect, unacknowledged ones",
+    ),
     "gateway_readings_received_total": ("counter", "readings that passed validation"),
     "gateway_readings_written_total": ("counter", "readings written to InfluxDB (2xx)"),
     "gateway_deadletters_total": ("counter", "rejected messages or readings, by reason"),
@@ -32,9 +36,10 @@ HELP = {
         "stored messages not PUBACKed because their connection was gone (redelivered instead)",
     ),
     "gateway_mqtt_connects_total": ("counter", "MQTT connections established"),
-    "gateway_mqtt_subscribes_total": ("counter", "subscriptions made (session_present false)"),
+    "gateway_mqtt_subscribes_total": ("counter", "subscriptions made (one per connect)"),
     "gateway_queue_messages": ("gauge", "messages received and not yet acknowledged"),
-    "gateway_queue_points": ("gauge", "points waiting to be written"),
+    "gateway_queue_points": ("gauge", "decoded points waiting to be written"),
+    "gateway_queue_undecoded": ("gauge", "messages received and not yet decoded"),
     "gateway_mqtt_connected": ("gauge", "1 when connected to the broker"),
     "gateway_influx_healthy": ("gauge", "1 when the last InfluxDB write succeeded"),
     "gateway_write_seconds": ("histogram", "duration of InfluxDB write requests"),

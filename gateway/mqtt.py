@@ -11,8 +11,10 @@
 * **Persistent session with expiry**: ``clean_start=False`` and ``SessionExpiryInterval``, so
   a restarted gateway gets back what it had not acknowledged, and one that stays away stops
   receiving its share of ``$share/<group>/sb/up/+/+`` once the broker drops its session.
-* When the CONNACK says ``session_present = 0`` (first start, or a broker that lost its
-  sessions in a crash), the gateway subscribes again. Devices resend what the lost session held.
+* The gateway subscribes at every connect. When the CONNACK says ``session_present = 0``
+  (first start, or a broker that lost its sessions in a crash) that is required; when it says
+  1 it is still done, because a Mosquitto 2.0.11 restored from its autosave file reported a
+  session whose shared subscription was gone. Devices resend what a lost session held.
 * Acknowledgements are tied to the connection a message came on (a generation number): after a
   reconnect the broker redelivers what was in flight, so an acknowledgement for a message of a
   previous connection is skipped (its redelivered copy will be acknowledged instead).
@@ -35,6 +37,9 @@ from gateway.metrics import Metrics
 from smartbins import protocol as p
 
 log = logging.getLogger("smartbins.gateway.mqtt")
+
+#: Our own publishes (acknowledgements, dead letters) awaiting their PUBACK, at most.
+OUTGOING_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,16 @@ class MqttLink:
         )
         c.username_pw_set(cfg.username, password)
         c.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        # Outgoing QoS 1 (acknowledgements, dead letters): many in flight, none dropped.
-        c.max_inflight_messages_set(1000)
+        # Outgoing QoS 1 (acknowledgements, dead letters): paho's own in-flight window scans all
+        # its outgoing messages at every PUBACK (O(n)), which starved the network thread in a
+        # storm; so paho's window is off (0) and publish() keeps its own bound instead, below
+        # the Receive Maximum the broker announces (10,000 for mosquitto.conf).
+        c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
+        self._outstanding = 0
+        self._out_cond = threading.Condition()
+        self.publisher_waiting = False
+        c.on_publish = self._on_publish
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -127,14 +139,15 @@ class MqttLink:
             self.connected = True
         self.metrics.inc("gateway_mqtt_connects_total")
         self.metrics.set("gateway_mqtt_connected", 1)
-        if flags.session_present:
-            log.info("connected to %s:%d; session resumed", self.cfg.host, self.cfg.port)
-            self.subscribed.set()
-            return
+        # Subscribe at every connect, not only when session_present is false: a Mosquitto
+        # 2.0.11 restarted from its autosave file answered "session present" for a session
+        # that had lost its $share subscription, and the gateway received nothing (found by
+        # bench/gateway_chaos.py). Subscribing again to the same filter is harmless.
         log.info(
-            "connected to %s:%d without a session; subscribing to %s",
+            "connected to %s:%d (%s); subscribing to %s",
             self.cfg.host,
             self.cfg.port,
+            "session present" if flags.session_present else "new session",
             self.topic_filter,
         )
         client.subscribe(self.topic_filter, qos=1)
@@ -172,6 +185,9 @@ class MqttLink:
             self.connected = False
             self.generation += 1
         self.subscribed.clear()
+        with self._out_cond:  # paho resends what was in flight after the reconnect
+            self._outstanding = 0
+            self._out_cond.notify_all()
         self.metrics.set("gateway_mqtt_connected", 0)
         if was and not self._stopping:
             log.warning("disconnected from the broker (%s); reconnecting", rc)
@@ -179,6 +195,8 @@ class MqttLink:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             generation = self.generation
+        if msg.dup:
+            self.metrics.inc("gateway_messages_redelivered_total")
         self._deliver(msg.topic, msg.payload, Delivery(generation, msg.mid, msg.qos))
 
     # ----------------------------------------------------------------- from the writer thread
@@ -198,5 +216,26 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes) -> None:
         """QoS 1, not retained. Queued by paho while disconnected; a lost one is harmless (the
-        device resends, the gateway stores again and acknowledges again)."""
+        device resends, the gateway stores again and acknowledges again). Waits (the writer
+        thread, never the network thread) while OUTGOING_LIMIT publishes await their PUBACK."""
+        with self._out_cond:
+            while self._outstanding >= OUTGOING_LIMIT and self.connected:
+                # Tells the gateway not to hold the network thread (which must read the
+                # PUBACKs this waits for) even when its queue is full: no deadlock.
+                self.publisher_waiting = True
+                self._out_cond.wait(0.5)
+            self.publisher_waiting = False
+            self._outstanding += 1
         self.client.publish(topic, payload, qos=1)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        rc: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        with self._out_cond:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._out_cond.notify_all()

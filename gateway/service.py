@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 from gateway import ingest
@@ -25,10 +27,8 @@ from smartbins.influx import InfluxClient
 
 log = logging.getLogger("smartbins.gateway")
 
-#: Hard bound on messages held in memory. The broker's flow control (Receive Maximum) keeps
-#: QoS 1 traffic under ``receive_maximum``; this also bounds QoS 0 traffic, which MQTT does not
-#: flow-control, by pausing the network thread (TCP backpressure) instead of dropping.
-QUEUE_FACTOR = 2
+#: Messages decoded per turn of the decoder thread (then handed to the batcher at once).
+DECODE_CHUNK = 100
 
 
 class Gateway:
@@ -47,7 +47,10 @@ class Gateway:
         self._cond = threading.Condition()
         self.batcher = ingest.Batcher(cfg.batch.max_points, max(1, int(cfg.batch.max_age_s * 1000)))
         self.in_flight = 0  # messages received and not yet finished (acked or skipped)
-        self.queue_limit = cfg.mqtt.receive_maximum * QUEUE_FACTOR
+        # The hard bound (batch.max_queue_messages): reached, it pauses paho's network thread
+        # (TCP backpressure) instead of dropping. Mosquitto 2.0.11 was measured sending well
+        # beyond the Receive Maximum under a storm, so this, not Receive Maximum, is the bound.
+        self.queue_limit = cfg.batch.max_queue_messages
         self.tolerance_ms = int(cfg.validation.future_tolerance_s * 1000)
         self.deadletter_log = ingest.LogLimiter(int(cfg.log.deadletter_interval_s * 1000))
         influx = InfluxClient(
@@ -61,6 +64,8 @@ class Gateway:
         self.status: StatusStore | None = None
         self.mqtt = MqttLink(cfg.mqtt, secrets.mqtt_password, self._on_message, self.metrics)
         self.http: MetricsServer | None = None
+        self._raw: deque[tuple[str, bytes, Delivery, int]] = deque()
+        self._decoder = threading.Thread(target=self._decode_loop, name="gateway-decoder")
         self._writer = threading.Thread(target=self._write_loop, name="gateway-writer")
 
     # ---------------------------------------------------------------- life cycle
@@ -72,6 +77,7 @@ class Gateway:
                 self.cfg.http.host, self.cfg.http.port, self.metrics, self.health
             )
             log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.http.port)
+        self._decoder.start()
         self._writer.start()
         self.mqtt.start()
         log.info(
@@ -90,13 +96,16 @@ class Gateway:
         self.stopping.set()
         with self._cond:
             self._cond.notify_all()
-        if self._writer.is_alive():
-            self._writer.join(drain_s)
+        deadline = time.monotonic() + drain_s
+        for thread in (self._decoder, self._writer):
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._abort.set()
         with self._cond:
             self._cond.notify_all()
-        if self._writer.is_alive():
-            self._writer.join()
+        for thread in (self._decoder, self._writer):
+            if thread.is_alive():
+                thread.join()
         self.mqtt.stop()
         if self.http:
             self.http.close()
@@ -118,25 +127,54 @@ class Gateway:
     # ---------------------------------------------------------------- paho thread
 
     def _on_message(self, topic: str, payload: bytes, delivery: Delivery) -> None:
+        """Only queue the raw message: decoding here would keep paho's network thread from
+        writing PUBACKs and acknowledgements while it reads a long run of incoming messages."""
         now = self.wall_ms()
-        inbound = ingest.decode(topic, payload, now, self.tolerance_ms, token=delivery)
         self.metrics.inc("gateway_messages_received_total")
-        self.metrics.inc("gateway_readings_received_total", len(inbound.readings))
         with self._cond:
             # Backpressure, not loss: wait (the network thread pauses) while the queue is full.
-            while self.in_flight >= self.queue_limit and not self._abort.is_set():
-                self._cond.wait(0.5)
+            # Never while the writer waits for PUBACKs that only this thread can read.
+            while (
+                self.in_flight >= self.queue_limit
+                and not self._abort.is_set()
+                and not self.mqtt.publisher_waiting
+            ):
+                self._cond.wait(0.1)
             if self.stopping.is_set():
                 return  # not acknowledged: redelivered after the restart
             self.in_flight += 1
-            self.batcher.add(inbound, now)
+            self._raw.append((topic, payload, delivery, now))
             self._gauges()
-            if self.batcher.due(now):
+            self._cond.notify_all()
+
+    # ---------------------------------------------------------------- decoder thread
+
+    def _decode_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._raw:
+                    if self.stopping.is_set() or self._abort.is_set():
+                        return
+                    self._cond.wait(0.5)
+                items = [self._raw.popleft() for _ in range(min(DECODE_CHUNK, len(self._raw)))]
+            decoded = [
+                ingest.decode(topic, payload, received, self.tolerance_ms, token=delivery)
+                for topic, payload, delivery, received in items
+            ]
+            self.metrics.inc(
+                "gateway_readings_received_total", sum(len(m.readings) for m in decoded)
+            )
+            with self._cond:
+                now = self.wall_ms()
+                for inbound in decoded:
+                    self.batcher.add(inbound, now)
+                self._gauges()
                 self._cond.notify_all()
 
     def _gauges(self) -> None:
         self.metrics.set("gateway_queue_messages", self.in_flight)
         self.metrics.set("gateway_queue_points", self.batcher.points)
+        self.metrics.set("gateway_queue_undecoded", len(self._raw))
 
     # ---------------------------------------------------------------- writer thread
 
@@ -148,7 +186,9 @@ class Gateway:
                         now = self.wall_ms()
                         if self.batcher.due(now) or (self.stopping.is_set() and len(self.batcher)):
                             break
-                        if self.stopping.is_set() or self._abort.is_set():
+                        if self._abort.is_set() or (
+                            self.stopping.is_set() and not self._decoder.is_alive()
+                        ):
                             return
                         wait = self.batcher.wait_ms(now)
                         self._cond.wait(0.5 if wait is None else min(0.5, wait / 1000))
@@ -202,11 +242,13 @@ class Gateway:
             log.warning("dead letter from %s: %s: %s%s", device, d.reason.value, d.detail, more)
 
 
-def run_forever(gw: Gateway, stop: threading.Event) -> None:
-    """Start, wait for ``stop`` (SIGTERM/SIGINT) or a failed writer, stop."""
+def run_forever(gw: Gateway, stop: threading.Event) -> bool:
+    """Start, wait for ``stop`` (SIGTERM/SIGINT) or a failed writer, stop. False when the
+    gateway stopped by itself (a failure, logged), so the exit status tells a supervisor."""
     gw.start()
     try:
         while not stop.is_set() and not gw.stopping.is_set():
             stop.wait(0.5)
     finally:
         gw.stop()
+    return stop.is_set()

@@ -78,6 +78,7 @@ def run_chaos(
     tick_s: float = 0.25,
     settle_timeout_s: float = 180,
     progress: Callable[[str], None] = lambda s: None,
+    threaded: bool = True,
 ) -> ChaosResult:
     rng = random.Random(seed)
     gw = stack.add_gateway("chaos")
@@ -89,8 +90,8 @@ def run_chaos(
     start = {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}
     kills = dict.fromkeys(VICTIMS, 0)
     try:
-        fleet.start()
-        wait_until(fleet.connected, 60, message="devices connected")
+        fleet.start(threaded)
+        wait_until(fleet.connected, 120, message="devices connected")
         events = schedule(rng, duration_s, kills_each)
         t0 = time.monotonic()
         while True:

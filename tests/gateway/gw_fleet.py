@@ -88,13 +88,37 @@ class Device:
         c.on_message = self._on_message
         self.client = c
 
-    def start(self) -> None:
+    def start(self, threaded: bool = True) -> None:
+        self.threaded = threaded
+        self.next_try = 0.0
+        self.connect_started = 0.0
         self.client.connect_async("127.0.0.1", self.port, keepalive=10)
-        self.client.loop_start()
+        if threaded:
+            self.client.loop_start()
+
+    def poll(self, now: float) -> None:
+        """One turn of the network loop, for a fleet driven by one thread (no loop_start):
+        reconnect when the connection is gone, at most every 0.5-2 s (seeded)."""
+        # loop() also while the CONNACK is pending: a second reconnect() before it is read
+        # would meet a session the first made, and skip the subscription (found the hard way).
+        # A CONNACK that never comes (seen with hundreds of simultaneous connects) is given
+        # up after 5 s, as the firmware's CONNECT time budget does.
+        ok = self.client.loop(timeout=0) == mqtt.MQTT_ERR_SUCCESS
+        if ok and (self.client.is_connected() or now - self.connect_started < 5.0):
+            return
+        if now < self.next_try:
+            return
+        self.next_try = now + self.rng.uniform(0.5, 2.0)
+        self.connect_started = now
+        try:
+            self.client.reconnect()
+        except OSError:
+            return
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        if self.threaded:
+            self.client.loop_stop()
 
     def _on_connect(
         self, c: mqtt.Client, u: object, flags: mqtt.ConnectFlags, rc: object, pr: object
@@ -191,9 +215,24 @@ class Fleet:
             for c in creds
         ]
 
-    def start(self) -> None:
+    def start(self, threaded: bool = True) -> None:
+        """``threaded``: one paho network thread per device (fine for a few hundred). Else one
+        driver thread turns every device's loop (thousands of devices without thousands of
+        threads)."""
+        self._stop = threading.Event()
+        self._driver: threading.Thread | None = None
         for d in self.devices:
-            d.start()
+            d.start(threaded)
+        if not threaded:
+            self._driver = threading.Thread(target=self._drive, name="fleet-driver", daemon=True)
+            self._driver.start()
+
+    def _drive(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for d in self.devices:
+                d.poll(now)
+            time.sleep(0.005)
 
     def connected(self) -> bool:
         return all(d.client.is_connected() for d in self.devices)
@@ -213,6 +252,9 @@ class Fleet:
         return {d.id: d.expected() for d in self.devices}
 
     def close(self) -> None:
+        self._stop.set()
+        if self._driver is not None:
+            self._driver.join(5)
         for d in self.devices:
             d.close()
 

@@ -31,7 +31,14 @@ from gateway.config import (
     StatusConfig,
 )
 from smartbins.provisioning import GATEWAY_ACCOUNT, SERVICE_ACCOUNT, ensure_service_accounts
-from smartbins.servers import InfluxDB, Mosquitto, free_port, temp_workdir, wait_until
+from smartbins.servers import (
+    PRODUCTION_ACL,
+    InfluxDB,
+    Mosquitto,
+    free_port,
+    temp_workdir,
+    wait_until,
+)
 from smartbins.settings import to_toml
 
 
@@ -119,9 +126,13 @@ class GatewayProcess:
 class Stack:
     """Own Mosquitto + InfluxDB (+ service accounts) + gateway processes, all killable."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, extra_acl: str = "", extra_conf: str = "") -> None:
         self.workdir = temp_workdir(name)
-        self.broker = Mosquitto(self.workdir / "mosquitto")
+        acl = PRODUCTION_ACL
+        if extra_acl:
+            acl = self.workdir / "acl"
+            acl.write_text(PRODUCTION_ACL.read_text() + "\n" + extra_acl + "\n")
+        self.broker = Mosquitto(self.workdir / "mosquitto", acl=acl, extra_conf=extra_conf)
         self.creds = ensure_service_accounts(self.broker.passwords, self.workdir / "secrets")
         self.influx = InfluxDB(self.workdir / "influxdb")
         self.gateways: list[GatewayProcess] = []

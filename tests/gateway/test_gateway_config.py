@@ -94,6 +94,8 @@ def test_config_check_validates_without_starting_anything(tmp_path: Path) -> Non
     r = smartbins("config", "check", str(bad), env=secret)
     assert r.returncode == 1
     assert f"{bad}:2: batch.max_age: unknown key" in r.stderr and "Traceback" not in r.stderr
+    r = smartbins("gateway", "--config", str(bad), env=secret)  # the gateway refuses to start
+    assert r.returncode == 1 and f"{bad}:2: batch.max_age: unknown key" in r.stderr
     r = smartbins("config")
     assert r.returncode == 0 and r.stdout == config.SAMPLE_PATH.read_text()
     r = smartbins("gateway", "--help")

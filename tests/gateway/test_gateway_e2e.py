@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from gw_fleet import Fleet, provision_fleet, secret_file, stored_seqs
 
+import gateway.mqtt
 from gateway.service import Gateway
 from smartbins import protocol as p
 from smartbins.registry import now_ms
@@ -271,7 +273,15 @@ def test_device_status_and_last_will_are_kept(
         dropped=4,
         buffered=0,
     )
+    answers: list[p.Ack] = []
+    c.on_message = lambda cl, u, msg: answers.append(p.parse_message(msg.topic, msg.payload))
+    c.subscribe(p.topic_for("ack", cred.username), qos=1)
+    before = now_ms()
     c.publish(*p.encode_message(online), qos=1, retain=True).wait_for_publish(5)
+    # The gateway answers an online status with the current time (docs/protocol.md).
+    wait_until(lambda: answers, 10, message="an acknowledgement answering `online`")
+    assert answers[0].stored == () and answers[0].rejected == ()  # type: ignore[union-attr]
+    assert answers[0].server_ts_ms >= before  # type: ignore[union-attr]
     assert gw.status is not None
     wait_until(lambda: (s := gw.status.device(cred.username)) and s.state == "online", 10)  # type: ignore[union-attr]
     row = gw.status.device(cred.username)
@@ -281,3 +291,33 @@ def test_device_status_and_last_will_are_kept(
     c.loop_stop()
     wait_until(lambda: gw.status.device(cred.username).state == "lost", 20)  # type: ignore[union-attr]
     assert gw.status.fleet()["lost"] >= 1
+
+
+def test_full_queue_and_unacknowledged_publishes_never_deadlock(
+    broker: Broker,
+    influxdb: InfluxDB,
+    fresh_db: str,
+    gateway_factory: Callable[..., Gateway],
+    registry_path: Path,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both bounds tiny: the network thread waits for queue room, the writer for PUBACKs of
+    its acknowledgements. Neither may wait for the other forever (a storm found this)."""
+    monkeypatch.setattr(gateway.mqtt, "OUTGOING_LIMIT", 2)
+    gw = gateway_factory(batch={"max_queue_messages": 3, "max_points": 5})
+    wait_until(gw.mqtt.subscribed.is_set, 10, message="gateway subscribed")
+    creds = provision_fleet(str(registry_path), broker.server.passwords, unique, 20)
+    fleet = Fleet(creds, broker.port, seed=9, resend_timeout_s=3600)
+    try:
+        fleet.start()
+        wait_until(fleet.connected, 10, message="devices connected")
+        for _ in range(5):
+            fleet.produce(1)
+            fleet.pump()
+        wait_until(lambda: fleet.pending() == 0, 60, message="all acknowledged")
+        stored = stored_seqs(influxdb.client(fresh_db), [d.id for d in fleet.devices])
+        assert all(sorted(s) == [0, 1, 2, 3, 4] for s in stored.values())
+        assert gw.metrics.get("gateway_messages_redelivered_total") == 0
+    finally:
+        fleet.close()

@@ -158,3 +158,21 @@ def test_every_message_is_readings_status_or_dead_letters_never_an_exception(
     for d in got.dead:
         assert isinstance(d.reason, p.Reason)
         p.parse_message(*p.encode_message(d))  # every dead letter can be published
+
+
+def test_an_online_status_is_answered_with_the_current_time() -> None:
+    """docs/protocol.md: every `online` status gets an acknowledgement with server_ts, even
+    with nothing to acknowledge (a device without NTP learns the time from it); `lost` none."""
+    batch = ingest.Batch(
+        [
+            decode(p.Status("kbh-1", "online", battery_mv=3700)),
+            decode(p.Status("kbh-2", "lost")),
+            decode(p.Status("kbh-3", "online")),
+            decode(reading(4, "kbh-3")),
+        ]
+    )
+    acks = {a.device: a for a in batch.acks(NOW + 5)}
+    assert set(acks) == {"kbh-1", "kbh-3"}
+    assert acks["kbh-1"] == p.Ack("kbh-1", NOW + 5, (), ())
+    assert acks["kbh-3"].stored == ((4, 4),) and acks["kbh-3"].server_ts_ms == NOW + 5
+    assert p.parse_message(*p.encode_message(acks["kbh-1"])) == acks["kbh-1"]

@@ -74,3 +74,28 @@ def test_no_secret_in_the_gateway_log(stack: Stack) -> None:
     assert "connected to" in log
     for secret in (stack.creds["smartbins.gateway"].password, stack.influx.password):
         assert secret not in log
+
+
+def test_a_broker_restored_from_its_autosave_still_delivers(registry_path: Path) -> None:
+    """Mosquitto 2.0.11 restarted from its persistence file says "session present" for the
+    gateway, but the session's $share subscription is gone: the gateway subscribes anyway."""
+    stack = Stack("gw-autosave", extra_conf="autosave_interval 1")
+    try:
+        stack.start()
+        gw = stack.add_gateway("a")
+        gw.start()
+        gw.wait_healthy()
+        db = stack.broker.data_dir / "mosquitto.db"
+        wait_until(db.exists, 10, message="broker autosave written")
+        stack.broker.kill()
+        stack.broker.start()
+        wait_until(lambda: gw.metric("gateway_mqtt_connects_total") >= 2, 20)
+        fleet = start_fleet(stack, registry_path, "as", 3, seed=4)
+        try:
+            fleet.produce(5)
+            drive(fleet, lambda: fleet.pending() == 0, 30)
+            assert assert_exactly_once(stack, fleet)["readings"] == 15
+        finally:
+            fleet.close()
+    finally:
+        stack.close()
