@@ -37,9 +37,16 @@ $(STUBS):
 typecheck-firmware: venv $(STUBS)
 	cd firmware && ../$(BIN)/mypy --config-file mypy.ini *.py
 
+# Full-size load, chaos and quality runs (minutes each); every script prints its figures next
+# to a baseline measured in the same run.
 bench: system venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/cvrplib.py ../shared/data/cvrplib --time-limit 5 --solvers smartbins,pyvrp,ortools
+	$(BIN)/python bench/city_scale.py
+	$(BIN)/python bench/gateway_throughput.py
+	$(BIN)/python bench/gateway_chaos.py
+	$(BIN)/python bench/simulator_scale.py
+	$(BIN)/python bench/firmware_wake.py
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.
 system:
