@@ -10,7 +10,8 @@ the same seed gives the same readings in both modes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +33,24 @@ from simulator.fill_model import (
 from simulator.truth import Truth
 from smartbins import protocol as p
 
+_CONFIG_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(p.DeviceConfig) if f.default is not MISSING
+}
+
 
 @dataclass(frozen=True)
 class DeviceDefaults:
     """The config every virtual device starts with (the retained config's values)."""
 
-    interval_s: int = 3600
-    interval_near_full_s: int = 900
-    interval_low_battery_s: int = 4 * 3600
-    near_full_pct: float = 80.0
-    low_battery_mv: int = 3300
-    fire_temp_c: float = 70.0
-    fire_rise_c: float = 20.0
-    tilt_deg: float = 45.0
+    # The protocol's config defaults, named once there (smartbins.protocol.DeviceConfig).
+    interval_s: int = _CONFIG_DEFAULTS["interval_s"]
+    interval_near_full_s: int = _CONFIG_DEFAULTS["interval_near_full_s"]
+    interval_low_battery_s: int = _CONFIG_DEFAULTS["interval_low_battery_s"]
+    near_full_pct: float = _CONFIG_DEFAULTS["near_full_pct"]
+    low_battery_mv: int = _CONFIG_DEFAULTS["low_battery_mv"]
+    fire_temp_c: float = _CONFIG_DEFAULTS["fire_temp_c"]
+    fire_rise_c: float = _CONFIG_DEFAULTS["fire_rise_c"]
+    tilt_deg: float = _CONFIG_DEFAULTS["tilt_deg"]
     buffer_capacity: int = 2000
 
     def __post_init__(self) -> None:
