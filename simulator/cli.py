@@ -12,7 +12,7 @@ import argparse
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from simulator import collections as col
@@ -22,22 +22,25 @@ from smartbins import settings
 from smartbins.errors import SmartbinsError
 from smartbins.servers import temp_workdir
 
+_RATES = {f.name: f.default for f in fields(fl.FaultRates) if f.default is not MISSING}
+
 
 @dataclass(frozen=True)
 class FaultConfig:
     """Expected fault windows per device per 30 days (see simulator/faults.py)."""
 
-    noise: float = 0.2
-    spike: float = 0.2
-    timeout: float = 0.3
-    stuck: float = 0.05
-    drift: float = 0.05
-    ghost: float = 0.1
-    tilt: float = 0.1
-    fire: float = 0.005
-    offline: float = 0.3
-    reboot: float = 0.2
-    natural_gaps: bool = True
+    # The defaults are FaultRates' own, stated once in simulator/faults.py.
+    noise: float = _RATES["noise"]
+    spike: float = _RATES["spike"]
+    timeout: float = _RATES["timeout"]
+    stuck: float = _RATES["stuck"]
+    drift: float = _RATES["drift"]
+    ghost: float = _RATES["ghost"]
+    tilt: float = _RATES["tilt"]
+    fire: float = _RATES["fire"]
+    offline: float = _RATES["offline"]
+    reboot: float = _RATES["reboot"]
+    natural_gaps: bool = _RATES["natural_gaps"]
 
     def rates(self) -> fl.FaultRates:
         return fl.FaultRates(**{k: getattr(self, k) for k in self.__dataclass_fields__})
