@@ -229,6 +229,8 @@ class BrokerFleet:
         self._real0 = 0.0
         self.until_s = world.end_s
         self.progress: Progress | None = None
+        self.drain_s = 0.0
+        self.drained: bool | None = None  #: after a drain: whether every buffer emptied
         #: the device indices this fleet runs (all by default); shards of one world can run in
         #: several processes, each with the same seed, to use more than one core
         self.only = list(range(len(world.devices))) if only is None else list(only)
@@ -281,10 +283,12 @@ class BrokerFleet:
 
     # ------------------------------------------------------------------ running
 
-    def start(self, until_s: float | None = None, progress: Progress | None = None
-              ) -> BrokerFleet:
+    def start(self, until_s: float | None = None, progress: Progress | None = None,
+              drain_s: float = 0.0) -> BrokerFleet:
+        """Run in a thread to ``until_s``, then drain (``_drain``) for up to ``drain_s`` s."""
         self.until_s = self.world.end_s if until_s is None else until_s
         self.progress = progress
+        self.drain_s = drain_s
         self.thread = threading.Thread(target=self._thread, name="broker-fleet", daemon=True)
         self.thread.start()
         return self
@@ -313,6 +317,8 @@ class BrokerFleet:
         self.loop = asyncio.new_event_loop()
         try:
             self.loop.run_until_complete(self._main())
+            if self.drain_s > 0 and not self._stopping:
+                self.loop.run_until_complete(self._drain(self.drain_s))
         except BaseException as e:  # reported to the caller by stop()/run()
             self.error = e
         finally:
@@ -356,6 +362,37 @@ class BrokerFleet:
         w.truth.flush()
         if self.progress is not None:
             self.progress(1.0)
+
+    def holding(self) -> int:
+        """Readings still in the buffers of this fleet's devices (not acknowledged end to end)."""
+        return sum(len(self.world.devices[i].flash.buffer) for i in self.only)
+
+    async def _drain(self, timeout_s: float) -> None:
+        """After the run: every device still holding readings keeps waking once per interval
+        (accelerated), network only, with no new measurement, until every buffer is empty or
+        ``timeout_s`` real seconds pass. This is what the field does after an outage (devices
+        resend what was never acknowledged end to end); it lets a test compare the store with
+        the truth without readings left in flight. Sets ``drained``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        period = self.world.opt.defaults.interval_s / self.speed
+        while not self._stopping and loop.time() < deadline:
+            holding = [
+                i for i in self.only
+                if self.world.devices[i].flash.buffer and i not in self.paused
+            ]
+            if not holding and not self.active:
+                break
+            for i in holding:
+                if i not in self.active and len(self.active) < self.max_active:
+                    task = loop.create_task(self._network_wake(i))
+                    self.active[i] = task
+                    task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+            await asyncio.sleep(min(period, max(0.0, deadline - loop.time())))
+        if self.active:
+            await asyncio.gather(*list(self.active.values()), return_exceptions=True)
+        self.drained = self.holding() == 0
+        self.world.truth.flush()
 
     async def _network_wake(self, i: int) -> None:
         dev = self.world.devices[i]

@@ -1,9 +1,13 @@
-"""The chaos run: devices publish while broker, gateway and influxd are SIGKILLed on a seeded
-schedule; afterwards every reading the devices produced is in InfluxDB exactly once.
+"""The chaos run: the simulator's virtual devices publish while broker, gateway and influxd are
+SIGKILLed on a seeded schedule; afterwards every reading the devices produced is in InfluxDB
+exactly once, counted by device and seq against the simulator's ground truth.
 
-Shared by the suite's chaos test (200 devices, about a minute) and ``bench/gateway_chaos.py``
-(2,000 devices). The devices are ``gw_fleet.Fleet``, a stand-in that follows the protocol's
-device behaviour; the simulator's virtual devices can replace it through the same interface.
+Shared by the suite's chaos test (200 devices) and ``bench/gateway_chaos.py`` (2,000 devices).
+The devices are :class:`simulator.fleet.BrokerFleet`: each wake a real MQTT connect with the
+device's own credentials, the flash buffer, end-to-end acknowledgement, resend and backfill, the
+last will, and the simulator's seeded sensor faults, offline windows and reboots. Some devices
+also lose power at random moments of the chaos (``BrokerFleet.kill``). After the chaos the
+fleet drains: devices still holding readings wake (network only) until every buffer is empty.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gw_fleet import Fleet, provision_fleet, stored_seqs
+from gw_fleet import stored_seqs
 from gw_stack import Stack
 
-from smartbins.servers import wait_until
+from simulator.cli import start_for
+from simulator.fleet import BrokerFleet, build_world, provision_fleet
+from simulator.world import WorldOptions
+from smartbins.registry import Registry
 
 VICTIMS = ("broker", "gateway", "influxd")
 
@@ -53,48 +60,86 @@ class ChaosResult:
     missing: int
     unexpected: int
     kills: dict[str, int]
+    power_cuts: int
+    wakes: int
+    connect_failures: int
     seconds: float
     settle_seconds: float
+    drained: bool
 
     def line(self) -> str:
         return (
-            f"chaos: {self.devices} devices, {self.produced} readings produced, "
+            f"chaos: {self.devices} simulated devices, {self.wakes} wakes "
+            f"({self.connect_failures} connects refused), {self.produced} readings produced, "
             f"{self.dropped} dropped by full device buffers, {self.expected} expected, "
             f"{self.stored} stored, {self.doubles} doubled, {self.missing} missing, "
-            f"{self.unexpected} unexpected; kills {self.kills}; "
-            f"{self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to settle"
+            f"{self.unexpected} unexpected; kills {self.kills}, {self.power_cuts} device power "
+            f"cuts; {self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to drain"
         )
+
+
+def truth_counts(truth_db: Path) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """(produced, dropped) per device from the simulator's ground truth."""
+    import sqlite3
+
+    db = sqlite3.connect(str(truth_db))
+    try:
+        produced: dict[str, set[int]] = {}
+        for dev, seq in db.execute("SELECT device_id, seq FROM readings"):
+            produced.setdefault(dev, set()).add(seq)
+        dropped: dict[str, set[int]] = {}
+        for dev, seq in db.execute("SELECT device_id, seq FROM dropped"):
+            dropped.setdefault(dev, set()).add(seq)
+        return produced, dropped
+    finally:
+        db.close()
 
 
 def run_chaos(
     stack: Stack,
-    registry_path: Path,
+    workdir: Path,
     *,
     devices: int,
     seed: int,
     duration_s: float,
     kills_each: int = 2,
-    produce_fraction: float = 0.1,
-    tick_s: float = 0.25,
+    wake_every_s: float = 2.0,
+    power_cuts: int = 0,
     settle_timeout_s: float = 180,
     progress: Callable[[str], None] = lambda s: None,
-    threaded: bool = True,
 ) -> ChaosResult:
+    """``devices`` simulated devices, each waking about every ``wake_every_s`` real seconds
+    (the hourly interval accelerated), for ``duration_s`` of chaos, then a drain."""
     rng = random.Random(seed)
     gw = stack.add_gateway("chaos")
     gw.start()
     gw.wait_healthy(30)
-    creds = provision_fleet(str(registry_path), stack.broker.passwords, f"c{seed}", devices)
-    fleet = Fleet(creds, stack.broker.port, seed=seed, resend_timeout_s=3.0)
+
+    interval = WorldOptions(seed=seed, start_s=0, days=1).defaults.interval_s
+    speed = interval / wake_every_s
+    days = duration_s * speed / 86400
+    # the simulated clock must not pass real time, drain included
+    options = WorldOptions(seed=seed, start_s=start_for(days + settle_timeout_s * speed / 86400),
+                           days=days)
+    registry = Registry(workdir / "registry.sqlite")
+    try:
+        world = build_world(devices, options, workdir / "truth.sqlite", registry, devices=False,
+                            device_prefix=f"c{seed % 1000}")
+        passwords = provision_fleet(world, registry, stack.broker.passwords)
+    finally:
+        registry.close()
+    fleet = BrokerFleet(world, stack.broker.port, passwords, speed)
     kill = {"broker": stack.broker.kill, "gateway": gw.kill, "influxd": stack.influx.kill}
     start = {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}
     kills = dict.fromkeys(VICTIMS, 0)
+    events = schedule(rng, duration_s, kills_each)
+    cuts = sorted(rng.uniform(1, duration_s - 1) for _ in range(power_cuts))
+    ids = world.city.device_ids
+    progress(f"  {devices} devices, a wake every {wake_every_s} s each (speed {speed:.0f})")
     try:
-        fleet.start(threaded)
-        wait_until(fleet.connected, 120, message="devices connected")
-        events = schedule(rng, duration_s, kills_each)
+        fleet.start(drain_s=settle_timeout_s)
         t0 = time.monotonic()
-        while True:
+        while events or cuts:
             now = time.monotonic() - t0
             while events and events[0].at_s <= now:
                 e = events.pop(0)
@@ -104,43 +149,45 @@ def run_chaos(
                     kills[e.victim] += 1
                 else:
                     start[e.victim]()
-            if now >= duration_s and not events:
-                break
-            for d in fleet.devices:
-                if rng.random() < produce_fraction:
-                    d.measure()
-            fleet.pump()
-            time.sleep(tick_s)
+            while cuts and cuts[0] <= now:
+                cuts.pop(0)
+                fleet.kill(rng.choice(ids))
+            time.sleep(0.05)
+        while fleet.sim_now() < world.end_s and not fleet.done.is_set():
+            time.sleep(0.1)
         chaos_s = time.monotonic() - t0
-        progress(f"  chaos over after {chaos_s:.0f} s; {fleet.pending()} readings unacknowledged")
-        t1 = time.monotonic()
-        deadline = t1 + settle_timeout_s
-        while fleet.pending():
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{fleet.pending()} readings unacknowledged {settle_timeout_s} s after the "
-                    f"chaos; gateway log tail:\n{gw.log()[-3000:]}"
-                )
-            fleet.pump()
-            time.sleep(0.5)
-        settle_s = time.monotonic() - t1
-        stored = stored_seqs(stack.influx.client(), [d.id for d in fleet.devices])
-        expected = fleet.expected()
-        doubles = sum(len(s) - len(set(s)) for s in stored.values())
-        missing = sum(len(expected[d] - set(stored.get(d, ()))) for d in expected)
-        unexpected = sum(len(set(stored[d]) - expected.get(d, set())) for d in stored)
+        progress(f"  chaos over after {chaos_s:.0f} s; {fleet.holding()} readings held by "
+                 "devices; draining")
+        if not fleet.wait(settle_timeout_s + 30):
+            raise TimeoutError(f"the fleet did not drain in {settle_timeout_s} s")
+        stats = fleet.stop()
+        settle_s = time.monotonic() - t0 - chaos_s
+        if not fleet.drained:
+            raise TimeoutError(
+                f"{fleet.holding()} readings unacknowledged {settle_timeout_s} s after the "
+                f"chaos; fleet errors {stats.errors}; gateway log tail:\n{gw.log()[-3000:]}"
+            )
+        world.truth.close()
+        produced, dropped = truth_counts(workdir / "truth.sqlite")
+        stored = stored_seqs(stack.influx.client(), list(ids))
+        stored_sets = {d: set(s) for d, s in stored.items() if s}
+        expected = {d: produced.get(d, set()) - dropped.get(d, set()) for d in ids}
         return ChaosResult(
             devices=devices,
-            produced=sum(len(d.produced) for d in fleet.devices),
-            dropped=sum(len(d.dropped_seqs) for d in fleet.devices),
+            produced=sum(len(s) for s in produced.values()),
+            dropped=sum(len(s) for s in dropped.values()),
             expected=sum(len(s) for s in expected.values()),
             stored=sum(len(s) for s in stored.values()),
-            doubles=doubles,
-            missing=missing,
-            unexpected=unexpected,
+            doubles=sum(len(s) - len(set(s)) for s in stored.values()),
+            missing=sum(len(expected[d] - stored_sets.get(d, set())) for d in ids),
+            unexpected=sum(len(stored_sets[d] - produced.get(d, set())) for d in stored_sets),
             kills=kills,
+            power_cuts=power_cuts,
+            wakes=stats.wakes,
+            connect_failures=stats.connect_failures,
             seconds=chaos_s,
             settle_seconds=settle_s,
+            drained=bool(fleet.drained),
         )
     finally:
-        fleet.close()
+        fleet.stop()

@@ -1,4 +1,6 @@
-"""A small seeded stand-in for the simulator's virtual devices, for the gateway's tests.
+"""A small seeded stand-in device fleet for the gateway's focused tests (restarts, shared
+subscription, end to end) and the throughput bench's provisioning; the chaos run uses the
+simulator's virtual devices (gw_chaos.py).
 
 It follows docs/protocol.md "Device behaviour" where it matters to the gateway: per-device seq
 that never repeats, strictly increasing ``ts``, a buffer that keeps every reading until an
@@ -9,9 +11,8 @@ of at most 50 (at most 10 per send round) for more, and a resend of whatever sta
 longer than the resend timeout. It records ground truth (produced, dropped from a full buffer).
 
 Unlike a real device it stays connected between rounds (no deep sleep), so one paho network
-thread per device does the work. The interface the tests use (``Fleet.start``, ``produce``,
-``pump``, ``pending``, ``expected``, ``close``) is what the simulator's fleet should offer
-when it replaces this module (branch ``simulator``).
+thread per device does the work, and a test can make exactly the messages it needs
+(``produce``, ``pump``, ``pending``, ``expected``).
 """
 
 from __future__ import annotations
