@@ -350,7 +350,11 @@ def main() -> int:
     ap.add_argument("--live-messages", type=int, default=100, help="messages per live device")
     ap.add_argument("--procs", type=int, default=2, help="publisher processes")
     ap.add_argument(
-        "--gateways", type=int, default=1, help="gateway processes sharing the subscription"
+        "--gateways", type=int, default=1, help="gateway commands sharing the subscription"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="[process] workers of each gateway (default: the CPU count); (b) also runs with 1",
     )
     args = ap.parse_args()
 
@@ -373,26 +377,49 @@ def main() -> int:
         ceiling = phase_a(stack, live, args.live_messages, args.procs)
         print(f"    {ceiling:,.0f} messages/s", flush=True)
 
-        gws = [
-            stack.add_gateway(f"bench{i}", mqtt={"keepalive_s": 30}) for i in range(args.gateways)
-        ]
-        for gw in gws:
-            gw.start()
-        for gw in gws:
-            gw.wait_healthy(30)
-        print(
-            f"(b) end to end: same publishers -> mosquitto -> {args.gateways} gateway "
-            "process(es) -> influxdb",
-            flush=True,
-        )
-        e2e, stored_b = phase_b(stack, live, args.live_messages, args.procs)
-        ok_b = "ok" if stored_b == n_live else f"MISMATCH: {stored_b} of {n_live}"
-        print(f"    {e2e:,.0f} readings/s = {e2e / ceiling:.0%} of (a) (target >= 50%); "
-              f"count check: {stored_b} stored ({ok_b})", flush=True)  # fmt: skip
-
         client = stack.influx.client()
-        client.execute(f'DROP DATABASE "{stack.influx.database}"')
-        client.execute(f'CREATE DATABASE "{stack.influx.database}"')
+
+        def fresh_database() -> None:
+            client.execute(f'DROP DATABASE "{stack.influx.database}"')
+            client.execute(f'CREATE DATABASE "{stack.influx.database}"')
+
+        def start_gateways(label: str, workers: int) -> list:
+            # each configuration its own shared-subscription group, so the sessions of the
+            # gateways stopped before (kept by the broker until they expire) get no share
+            gws = [
+                stack.add_gateway(
+                    f"{label}{i}",
+                    mqtt={"keepalive_s": 30, "group": label},
+                    process={"workers": workers},
+                )
+                for i in range(args.gateways)
+            ]
+            for gw in gws:
+                gw.start()
+            for gw in gws:
+                gw.wait_healthy(30)
+            return gws
+
+        results_b = []
+        for workers in sorted({1, args.workers}):
+            gws = start_gateways(f"b{workers}w", workers)
+            print(
+                f"(b) end to end: same publishers -> mosquitto -> {args.gateways} gateway "
+                f"command(s) with {workers} worker process(es) each -> influxdb",
+                flush=True,
+            )
+            e2e, stored_b = phase_b(stack, live, args.live_messages, args.procs)
+            ok_b = "ok" if stored_b == n_live else f"MISMATCH: {stored_b} of {n_live}"
+            print(f"    {e2e:,.0f} readings/s = {e2e / ceiling:.0%} of (a) (target >= 50%); "
+                  f"count check: {stored_b} stored ({ok_b})", flush=True)  # fmt: skip
+            results_b.append((workers, e2e))
+            for gw in gws:
+                gw.stop()
+            stack.gateways = [g for g in stack.gateways if g not in gws]
+            fresh_database()
+        workers, e2e = results_b[-1]
+        gws = start_gateways("storm", args.workers)
+
         n_storm = len(devs) * args.per_device
         print(
             f"(c) backfill storm: {len(devs)} devices x {args.per_device} readings "
@@ -407,8 +434,10 @@ def main() -> int:
         logs = "".join(gw.log() for gw in gws)
         warnings = [ln for ln in logs.splitlines() if " WARNING " in ln or " ERROR " in ln]
         print(f"gateway log: {len(warnings)} warnings/errors", *warnings[:10], sep="\n  ")
-        print(f"summary: ceiling {ceiling:,.0f} msg/s; end to end {e2e:,.0f} readings/s "
-              f"({e2e / ceiling:.0%}); storm {n_storm:,} in {took:.1f} s, loss {lost}")  # fmt: skip
+        b_all = "; ".join(f"{w} worker(s) {r:,.0f} readings/s ({r / ceiling:.0%})"
+                          for w, r in results_b)
+        print(f"summary: ceiling {ceiling:,.0f} msg/s; end to end {b_all}; "
+              f"storm ({workers} workers) {n_storm:,} in {took:.1f} s, loss {lost}")  # fmt: skip
         return 0
     finally:
         stack.close()

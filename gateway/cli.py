@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gw.add_argument(
         "--config", required=True, type=Path, metavar="FILE", help="The gateway's TOML config."
     )
+    # Internal: how a gateway with [process] workers > 1 starts its workers.
+    gw.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    gw.add_argument("--report-fd", type=int, default=-1, help=argparse.SUPPRESS)
     gw.set_defaults(func=run_gateway)
 
     cfg = sub.add_parser(
@@ -59,15 +63,28 @@ def check_config(args: argparse.Namespace) -> int:
 
 def run_gateway(args: argparse.Namespace) -> int:
     from gateway.service import Gateway, run_forever
+    from gateway.workers import report_loop, run_supervisor, worker_config
 
     cfg = config.load(args.config)
     secrets = config.read_secrets(cfg)
+    who = f"[worker {args.worker}]" if args.worker else ""
     logging.basicConfig(
         level=cfg.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
         stream=sys.stderr,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    return 0 if run_forever(Gateway(cfg, secrets), stop) else 1
+    if not args.worker and cfg.process.workers > 1:
+        return 0 if run_supervisor(cfg, args.config, stop) else 1
+    if args.worker:
+        cfg = worker_config(cfg, args.worker)
+    gw = Gateway(cfg, secrets)
+    if args.report_fd >= 0:
+        out = os.fdopen(args.report_fd, "w")
+        threading.Thread(
+            target=report_loop, args=(out, gw.metrics, gw.health, stop),
+            name="gateway-report", daemon=True,
+        ).start()  # fmt: skip
+    return 0 if run_forever(gw, stop) else 1

@@ -160,6 +160,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"workers: {self.workers} must be in [1, 64]")
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influxdb: InfluxConfig = field(default_factory=InfluxConfig)
@@ -169,6 +178,7 @@ class GatewayConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
 
 
 def load(path: Path | str) -> GatewayConfig:

@@ -43,6 +43,8 @@ HELP = {
     "gateway_mqtt_connected": ("gauge", "1 when connected to the broker"),
     "gateway_influx_healthy": ("gauge", "1 when the last InfluxDB write succeeded"),
     "gateway_write_seconds": ("histogram", "duration of InfluxDB write requests"),
+    "gateway_workers": ("gauge", "worker processes running ([process] workers > 1)"),
+    "gateway_worker_restarts_total": ("counter", "worker processes restarted after they died"),
 }
 
 
@@ -99,6 +101,30 @@ class Metrics:
             h[-2] += value
             h[-1] += 1
 
+    def snapshot(self) -> dict[str, object]:
+        """Everything, JSON-able: what a worker process reports to its supervisor."""
+        with self._lock:
+            return {
+                "values": [[n, [list(kv) for kv in lbl], v]
+                           for (n, lbl), v in self._values.items()],
+                "hist": {k: list(v) for k, v in self._hist.items()},
+            }
+
+    @classmethod
+    def merged(cls, snapshots: list[dict[str, object]]) -> Metrics:
+        """The sum of several workers' snapshots. Gauges add up too: queue depths to the
+        process tree's, ``gateway_mqtt_connected`` to the number of connected workers."""
+        out = cls()
+        for snap in snapshots:
+            for name, lbl, v in snap["values"]:  # type: ignore[attr-defined]
+                key = (name, tuple((k, val) for k, val in lbl))
+                out._values[key] = out._values.get(key, 0) + v
+            for name, h in snap["hist"].items():  # type: ignore[attr-defined]
+                acc = out._hist.setdefault(name, [0.0] * len(h))
+                for i, x in enumerate(h):
+                    acc[i] += x
+        return out
+
     def render(self) -> str:
         with self._lock:
             values = dict(self._values)
@@ -132,13 +158,15 @@ class MetricsServer:
         self,
         host: str,
         port: int,
-        metrics: Metrics,
+        metrics: Metrics | Callable[[], Metrics],
         health: Callable[[], tuple[bool, dict[str, object]]],
     ) -> None:
+        current = metrics if callable(metrics) else (lambda: metrics)
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    body = metrics.render().encode()
+                    body = current().render().encode()
                     self._send(200, "text/plain; version=0.0.4; charset=utf-8", body)
                 elif self.path == "/healthz":
                     ok, detail = health()

@@ -52,11 +52,12 @@ class DeviceStatus:
 
 
 class StatusStore:
-    """One SQLite file; use from one thread (the gateway's writer)."""
+    """One SQLite file; use from one thread (the gateway's writer). Worker processes of one
+    gateway share the file (WAL; a writer waits up to 30 s for another's transaction)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
@@ -70,63 +71,48 @@ class StatusStore:
     ) -> None:
         """Record status messages and stored readings (each with the gateway's receive time)."""
         with self.db:
-            for s, at in statuses:
-                self.db.execute(
-                    """INSERT INTO device_status (device, state, state_ms, last_seen_ms, boot, fw,
-                           battery_mv, rssi_dbm, dropped, buffered)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(device) DO UPDATE SET
-                           state = excluded.state, state_ms = excluded.state_ms,
-                           last_seen_ms = max(coalesce(last_seen_ms, 0), excluded.last_seen_ms),
-                           boot = coalesce(excluded.boot, boot), fw = coalesce(excluded.fw, fw),
-                           battery_mv = coalesce(excluded.battery_mv, battery_mv),
-                           rssi_dbm = coalesce(excluded.rssi_dbm, rssi_dbm),
-                           dropped = coalesce(excluded.dropped, dropped),
-                           buffered = coalesce(excluded.buffered, buffered)
-                       WHERE excluded.state_ms >= coalesce(state_ms, 0)""",
-                    (
-                        s.device,
-                        s.state,
-                        at,
-                        at,
-                        s.boot,
-                        s.fw,
-                        s.battery_mv,
-                        s.rssi_dbm,
-                        s.dropped,
-                        s.buffered,
-                    ),
-                )
+            self.db.executemany(
+                """INSERT INTO device_status (device, state, state_ms, last_seen_ms, boot, fw,
+                       battery_mv, rssi_dbm, dropped, buffered)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(device) DO UPDATE SET
+                       state = excluded.state, state_ms = excluded.state_ms,
+                       last_seen_ms = max(coalesce(last_seen_ms, 0), excluded.last_seen_ms),
+                       boot = coalesce(excluded.boot, boot), fw = coalesce(excluded.fw, fw),
+                       battery_mv = coalesce(excluded.battery_mv, battery_mv),
+                       rssi_dbm = coalesce(excluded.rssi_dbm, rssi_dbm),
+                       dropped = coalesce(excluded.dropped, dropped),
+                       buffered = coalesce(excluded.buffered, buffered)
+                   WHERE excluded.state_ms >= coalesce(state_ms, 0)""",
+                [
+                    (s.device, s.state, at, at, s.boot, s.fw, s.battery_mv, s.rssi_dbm,
+                     s.dropped, s.buffered)
+                    for s, at in statuses
+                ],
+            )
             newest: dict[str, tuple[p.Reading, int]] = {}
             for r, at in readings:
                 best = newest.get(r.device)
                 if best is None or r.seq > best[0].seq:
                     newest[r.device] = (r, at)
-            for r, at in newest.values():
-                self.db.execute(
-                    """INSERT INTO device_status (device, last_seen_ms, last_reading_ts_ms,
-                           last_seq, boot, fw, battery_mv, rssi_dbm, dropped)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(device) DO UPDATE SET
-                           last_seen_ms = max(coalesce(last_seen_ms, 0), excluded.last_seen_ms),
-                           last_reading_ts_ms = excluded.last_reading_ts_ms,
-                           last_seq = excluded.last_seq, boot = excluded.boot, fw = excluded.fw,
-                           battery_mv = coalesce(excluded.battery_mv, battery_mv),
-                           rssi_dbm = coalesce(excluded.rssi_dbm, rssi_dbm),
-                           dropped = excluded.dropped
-                       WHERE excluded.last_seq >= coalesce(last_seq, -1)""",
-                    (
-                        r.device,
-                        at,
-                        r.ts_ms,
-                        r.seq,
-                        r.boot,
-                        r.fw,
-                        r.battery_mv,
-                        r.rssi_dbm,
-                        r.dropped,
-                    ),
-                )
+            self.db.executemany(
+                """INSERT INTO device_status (device, last_seen_ms, last_reading_ts_ms,
+                       last_seq, boot, fw, battery_mv, rssi_dbm, dropped)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(device) DO UPDATE SET
+                       last_seen_ms = max(coalesce(last_seen_ms, 0), excluded.last_seen_ms),
+                       last_reading_ts_ms = excluded.last_reading_ts_ms,
+                       last_seq = excluded.last_seq, boot = excluded.boot, fw = excluded.fw,
+                       battery_mv = coalesce(excluded.battery_mv, battery_mv),
+                       rssi_dbm = coalesce(excluded.rssi_dbm, rssi_dbm),
+                       dropped = excluded.dropped
+                   WHERE excluded.last_seq >= coalesce(last_seq, -1)""",
+                [
+                    (r.device, at, r.ts_ms, r.seq, r.boot, r.fw, r.battery_mv, r.rssi_dbm,
+                     r.dropped)
+                    for r, at in newest.values()
+                ],
+            )
 
     def device(self, device: str) -> DeviceStatus | None:
         row = self.db.execute("SELECT * FROM device_status WHERE device = ?", (device,)).fetchone()
