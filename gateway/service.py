@@ -225,8 +225,7 @@ class Gateway:
         written = len(points) - len(rejected)
         self.metrics.inc("gateway_readings_written_total", written)
         self.metrics.inc("gateway_statuses_total", len(batch.statuses()))
-        for m in batch.messages:
-            self.mqtt.ack(m.token)  # type: ignore[arg-type]
+        self.mqtt.ack_many([m.token for m in batch.messages])  # type: ignore[misc]
         with self._cond:
             self.in_flight -= len(batch.messages)
             self._gauges()

@@ -406,3 +406,61 @@ def test_ack_ranges_cover_exactly_the_acknowledged_seqs(seqs: set[int]) -> None:
     ack = p.Ack(DEV, 1_764_000_000_000, p.ranges_from_seqs(seqs))
     assert {s for s in range(0, 502) if ack.covers(s)} == seqs
     assert len(ack.stored) <= len(seqs)
+
+
+# The decoder's fast path for valid values must give exactly what the full check gives.
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.lists(st.integers(min_value=-5, max_value=70_000), max_size=3),
+)
+_SPEC_SETS = (p.READING_FIELDS, p.STATUS_FIELDS, p.CONFIG_FIELDS, p.ACK_FIELDS)
+
+
+def _value_for(spec: p.FieldSpec) -> st.SearchStrategy:
+    """Mostly valid values (so that the fast path is taken), edges and anything else."""
+    lo = -(2**40) if spec.lo is None else spec.lo
+    hi = 2**40 if spec.hi is None else spec.hi
+    if spec.kind == "int":
+        valid = st.integers(min_value=int(lo), max_value=int(hi))
+    elif spec.kind == "float":
+        valid = st.floats(min_value=lo, max_value=hi) | st.integers(int(lo), int(hi))
+    elif spec.kind == "str":
+        alphabet = st.characters(min_codepoint=32, max_codepoint=126)
+        n_lo = 0 if spec.lo is None else int(spec.lo)
+        n_hi = 40 if spec.lo is None else int(spec.hi or spec.lo)
+        valid = st.text(alphabet, min_size=n_lo, max_size=n_hi)
+    else:
+        valid = st.none()
+    edges = st.sampled_from([lo, hi, lo - 1, hi + 1, float(lo), float(hi) + 0.5])
+    return st.one_of(valid, valid, valid, edges, _ANY_VALUE)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_SPEC_SETS), st.data())
+def test_fast_field_checks_agree_with_the_full_check(specs: tuple, data: st.DataObject) -> None:
+    obj = {s.key: data.draw(_value_for(s), label=s.key) for s in specs}
+    try:
+        expected: dict | PayloadError = {
+            s.attr: p._check_value(s, obj[s.key], s.key, device="d-1", seq=None) for s in specs
+        }
+    except PayloadError as e:
+        expected = e
+    allowed = frozenset(s.key for s in specs)
+    try:
+        got: dict | PayloadError = p._fields_from(obj, specs, "", allowed, "d-1")
+    except PayloadError as e:
+        got = e
+    if isinstance(expected, PayloadError):
+        assert isinstance(got, PayloadError), (obj, got)
+        assert got.reason == expected.reason
+    else:
+        assert not isinstance(got, PayloadError), got
+        if "errors" in expected and expected["errors"] is None:
+            expected["errors"] = ()  # the decoder's default for an absent list
+        got = {k: v for k, v in got.items() if k in expected}
+        assert got == expected
+        assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}
