@@ -4,7 +4,8 @@
     subscriber that does nothing (paho, QoS 1, auto-acknowledged): messages per second.
 (b) end to end with the same publishers and messages: publishers -> Mosquitto -> gateway
     (``smartbins gateway`` process) -> InfluxDB: readings per second until the last one is
-    stored, with a final count check. Target: at least 50 % of (a).
+    stored, with a final count check. Target: at least 50 % of (a). Run twice: with one
+    gateway process, and with ``[process] workers = --workers`` (default: the CPU count).
 (c) the backfill storm: DEVICES devices, each holding 100 buffered readings, reconnect at once
     and send them in the protocol's batch form (2 batches of 50): time until every reading is
     in InfluxDB and its end-to-end acknowledgement was published (an observer account reads
@@ -14,6 +15,7 @@ Publishers are raw MQTT 3.1.1 sockets in worker processes (a minimal client: CON
 pipelined QoS 1 PUBLISH, PUBACK), so that the Python publishers are not what is measured.
 
     .venv/bin/python bench/gateway_throughput.py [--devices 10000] [--live-devices 500]
+        [--workers N] [--gateways 1]
 """
 
 from __future__ import annotations
