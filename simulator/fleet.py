@@ -149,6 +149,28 @@ def buffered(world: World) -> dict[str, set[int]]:
     return {d.id: {e.seq for e in d.flash.buffer} for d in world.devices}
 
 
+def fill_buffers(world: World, per_device: int) -> int:
+    """Wake every device without a network until it holds ``per_device`` readings: the fleet
+    after a long outage of the broker, ready for a backfill storm (``BrokerFleet.start_storm``).
+    Each device connected once before the outage, so it knows the time. Returns the simulated
+    time [s] of the last wake."""
+    start_ms = world.opt.start_s * 1000
+    for d in world.devices:
+        d.on_connect(start_ms, session_present=False)
+    heap = [(world.first_wake(i), i) for i in range(len(world.devices))]
+    heapq.heapify(heap)
+    last = world.opt.start_s
+    while heap:
+        t, i = heapq.heappop(heap)
+        world.advance(t)
+        _, nxt = world.wake(i, t)
+        last = t
+        if len(world.devices[i].flash.buffer) < per_device:
+            heapq.heappush(heap, (nxt, i))
+    world.truth.flush()
+    return last
+
+
 # ---------------------------------------------------------------------------- broker mode
 
 
@@ -231,6 +253,8 @@ class BrokerFleet:
         self.progress: Progress | None = None
         self.drain_s = 0.0
         self.drained: bool | None = None  #: after a drain: whether every buffer emptied
+        self._sim0 = float(world.opt.start_s)  #: simulated time at the real start
+        self._storm = False
         #: the device indices this fleet runs (all by default); shards of one world can run in
         #: several processes, each with the same seed, to use more than one core
         self.only = list(range(len(world.devices))) if only is None else list(only)
@@ -238,7 +262,7 @@ class BrokerFleet:
     # ------------------------------------------------------------------ clock and control
 
     def sim_now(self) -> float:
-        return self.world.opt.start_s + (self.clock() - self._real0) * self.speed
+        return self._sim0 + (self.clock() - self._real0) * self.speed
 
     def _index(self, device_id: str) -> int:
         return self.world.city.device_ids.index(device_id)
@@ -293,6 +317,18 @@ class BrokerFleet:
         self.thread.start()
         return self
 
+    def start_storm(self, from_s: float) -> BrokerFleet:
+        """A backfill storm: with the simulated clock at ``from_s`` (after ``fill_buffers``),
+        every device holding readings wakes at once (up to ``max_active`` connections at a
+        time) and sends its backlog, oldest first, in batches, waiting for the end-to-end
+        acknowledgement as long as a device does (``ack_wait_s``). One wake each; ``wait()``
+        tells when all are done, ``holding()`` what stays unacknowledged."""
+        self._sim0 = from_s
+        self._storm = True
+        self.thread = threading.Thread(target=self._thread, name="broker-fleet", daemon=True)
+        self.thread.start()
+        return self
+
     def run(self, until_s: float | None = None, progress: Progress | None = None) -> BrokerStats:
         """Run to the end in the calling thread."""
         self.until_s = self.world.end_s if until_s is None else until_s
@@ -316,6 +352,10 @@ class BrokerFleet:
     def _thread(self) -> None:
         self.loop = asyncio.new_event_loop()
         try:
+            if self._storm:
+                self._real0 = self.clock()
+                self.loop.run_until_complete(self._storm_wakes())
+                return
             self.loop.run_until_complete(self._main())
             if self.drain_s > 0 and not self._stopping:
                 self.loop.run_until_complete(self._drain(self.drain_s))
@@ -366,6 +406,25 @@ class BrokerFleet:
     def holding(self) -> int:
         """Readings still in the buffers of this fleet's devices (not acknowledged end to end)."""
         return sum(len(self.world.devices[i].flash.buffer) for i in self.only)
+
+    async def _storm_wakes(self) -> None:
+        loop = asyncio.get_running_loop()
+        for i in self.only:
+            if self._stopping:
+                break
+            if not self.world.devices[i].flash.buffer or i in self.paused:
+                continue
+            while len(self.active) >= self.max_active:
+                await asyncio.sleep(0.01)
+            task = loop.create_task(self._network_wake(i))
+            self.active[i] = task
+            task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+            self.stats.wakes += 1
+            if self.stats.wakes % 256 == 0:
+                await asyncio.sleep(0)
+        if self.active:
+            await asyncio.gather(*list(self.active.values()), return_exceptions=True)
+        self.drained = self.holding() == 0
 
     async def _drain(self, timeout_s: float) -> None:
         """After the run: every device still holding readings keeps waking once per interval
