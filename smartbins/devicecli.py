@@ -39,7 +39,7 @@ from smartbins.provisioning import (
     revoke,
     rotate,
 )
-from smartbins.registry import Registry, RegistryError, now_ms
+from smartbins.registry import SENSORS, Registry, RegistryError, now_ms
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -156,7 +156,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(all or nothing).",
     )
     prov.add_argument(
-        "--sensor", default="ultrasonic", help="ultrasonic (JSN-SR04T) or tof (VL53L1X)."
+        "--sensor",
+        default="ultrasonic",
+        choices=SENSORS,
+        help="The distance sensor fitted: ultrasonic (JSN-SR04T, the default) or tof (VL53L1X; "
+        "see docs/firmware.md for which to pick).",
     )
     _add_common(prov)
     _add_device_config_flags(prov)
@@ -321,7 +325,10 @@ def _read_bulk(path: Path, sensor: str) -> list[ProvisionRequest]:
             continue
         if len(row) not in (2, 3):
             raise DeviceCliError(f"{path}:{n}: expected device_id,bin_id[,sensor], got {row!r}")
-        out.append(ProvisionRequest(row[0].strip(), row[1].strip(), (row[2:] or [sensor])[0]))
+        kind = (row[2:] or [sensor])[0].strip()
+        if kind not in SENSORS:
+            raise DeviceCliError(f"{path}:{n}: sensor {kind!r} is not one of {', '.join(SENSORS)}")
+        out.append(ProvisionRequest(row[0].strip(), row[1].strip(), kind))
     if not out:
         raise DeviceCliError(f"{path}: no devices listed")
     return out

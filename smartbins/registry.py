@@ -105,6 +105,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Distance sensors a device can have, as config.json's "sensor" names them (firmware/measure.py
+#: SENSORS): a JSN-SR04T ultrasonic transducer, or a VL53L1X time-of-flight sensor.
+SENSORS = ("ultrasonic", "tof")
 _DEVICE_COLUMNS = "id, state, sensor, credential_version, cal, empty_mm, full_mm"
 
 
@@ -267,6 +270,11 @@ class Registry:
             raise RegistryError(
                 f"device {id!r}: a device id is 1-64 of A-Z a-z 0-9 _ -, starting with a letter "
                 "or digit (it is the MQTT username and a topic level)"
+            )
+        if sensor not in SENSORS:
+            raise RegistryError(
+                f"device {id!r}: sensor {sensor!r} is not one of {', '.join(SENSORS)} "
+                "(ultrasonic: JSN-SR04T; tof: VL53L1X)"
             )
         t = at_ms if at_ms is not None else now_ms()
         self._exec(

@@ -54,6 +54,13 @@ def test_device_ids_are_safe_as_username_and_topic_level(reg: Registry, bad: str
         reg.add_device(bad)
 
 
+def test_a_device_has_a_known_distance_sensor(reg: Registry) -> None:
+    reg.add_device("d-tof", sensor="tof")
+    assert (reg.device("d-tof").sensor, reg.device("d1").sensor) == ("tof", "ultrasonic")
+    with pytest.raises(RegistryError, match="sensor 'lidar' is not one of ultrasonic, tof"):
+        reg.add_device("d-lidar", sensor="lidar")
+
+
 def test_moving_a_device_keeps_its_history(reg: Registry) -> None:
     reg.link("d1", "b1", at_ms=1_000)
     reg.link("d1", "b2", at_ms=5_000)

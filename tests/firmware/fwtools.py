@@ -316,12 +316,16 @@ class Fleet:
             wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
         return rc
 
-    def provision(self, device_id: str, bin_id: str, into: FakeDevice) -> dict[str, Any]:
+    def provision(
+        self, device_id: str, bin_id: str, into: FakeDevice, *extra: str
+    ) -> dict[str, Any]:
+        """`smartbins provision DEVICE --bin BIN [extra flags]`; the config goes into ``into``."""
         rc = self.cli(
             "provision",
             device_id,
             "--bin",
             bin_id,
+            *extra,
             *self.cli_args(),
             "--out",
             str(self.configs),

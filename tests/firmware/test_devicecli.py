@@ -60,7 +60,9 @@ def test_provision_writes_a_private_config_and_never_prints_the_secret(
     assert not probe.connect().is_failure
 
 
-def test_bulk_provisions_all_or_nothing(fleet: Fleet, tmp_path: Path) -> None:
+def test_bulk_provisions_all_or_nothing(
+    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.csv"
     good.write_text("device_id,bin_id\ncli-b1,bin-11\ncli-b2,bin-12\ncli-b3,bin-13,tof\n")
     assert provision(fleet, "--bulk", str(good)) == 0
@@ -74,6 +76,11 @@ def test_bulk_provisions_all_or_nothing(fleet: Fleet, tmp_path: Path) -> None:
     assert not (fleet.configs / "cli-b4").exists()
     with Registry(fleet.registry_path) as reg:
         assert "cli-b4" not in {d.id for d in reg.devices()}
+    bad.write_text("cli-b6,bin-14,tof\ncli-b7,bin-15,lidar\n")
+    capsys.readouterr()
+    assert provision(fleet, "--bulk", str(bad)) == 1
+    assert "bad.csv:2: sensor 'lidar' is not one of ultrasonic, tof" in capsys.readouterr().err
+    assert not (fleet.configs / "cli-b6").exists()
 
 
 def test_rotate_move_decommission(fleet: Fleet, mqtt_probe_factory) -> None:
