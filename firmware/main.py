@@ -75,6 +75,7 @@ class Wake:
         self.boot = self.st["boot"]
         cfg = dict(DEFAULTS)
         cfg.update(settings.get("calibration", {}))
+        cfg.update(settings.get("config", {}))  # thresholds as provisioned
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published

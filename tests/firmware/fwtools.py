@@ -311,7 +311,9 @@ class Fleet:
 
         before = self.server._reloads()
         rc = cli.main(list(argv))
-        reloads = argv[0] == "provision" or (argv[0] == "device" and argv[1] != "move")
+        reloads = argv[0] == "provision" or (
+            argv[0] == "device" and argv[1] in ("revoke", "rotate", "decommission")
+        )
         if rc == 0 and reloads and self.server.running:
             wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
         return rc
