@@ -200,10 +200,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     dev = sub.add_parser(
         "device",
-        help="Revoke, rotate, move or decommission a device.",
+        help="Revoke, rotate, move or decommission a device, or show and change its config.",
         description="Device lifecycle: `revoke` takes the device off the broker at once; "
         "`rotate` issues new credentials (and rewrites its config.json); `move` re-links it "
-        "to another bin; `decommission` retires it for good, keeping its history.",
+        "to another bin; `decommission` retires it for good, keeping its history; `config` "
+        "shows its intervals and thresholds, or changes and publishes them.",
     )
     dsub = dev.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (

@@ -7,6 +7,7 @@ whole wake with `sensor: tof` delivers the right fill through a real broker."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -181,3 +182,26 @@ def test_wake_with_tof_publishes_the_right_fill_through_the_broker(
     assert reading.cal == 2
     assert not reading.flags & (p.Flag.SENSOR_ERROR | p.Flag.UNCALIBRATED)
     assert fake_device.live() == []  # acknowledged end to end
+
+
+def test_every_ping_pattern_gives_its_value_within_its_budget() -> None:
+    """Seeded random patterns through the real driver: each ping is the true distance (or the
+    spike), or None for a bad status or a measurement that never came, never anything else;
+    and the whole series costs at most one budget per measurement on the injected clock."""
+    rng = random.Random(6)
+    kinds = ["ok", "spike", "timeout", "bad_status"]
+    scenarios = []
+    for _ in range(40):
+        scenarios.append(
+            {
+                "distance_mm": float(rng.randint(40, 4000)),
+                "pings": [rng.choice(kinds) for _ in range(rng.randint(1, 9))],
+            }
+        )
+    _, answers = driver(*scenarios)
+    for sc, got in zip(scenarios, answers, strict=True):
+        d = sc["distance_mm"]
+        expect = {"ok": int(d + 0.5), "spike": int(d * 0.37 + 0.5)}
+        want = [expect.get(sc["pings"][i % len(sc["pings"])]) for i in range(7)]
+        assert got["mm"] == want, sc
+        assert got["ms"] <= 8 * 300 + 2, sc  # calibration ranging + 7, each within 300 ms
