@@ -28,6 +28,7 @@ SCENARIO_DEFAULTS: dict = {
     "pings": ["ok"],  # per-ping pattern, cycled: ok | spike | timeout | bad_status (ToF only)
     "tof_absent": False,  # the VL53L1X does not answer on I2C
     "tof_boots": True,  # False: its firmware never reports booted
+    "tof_ready": True,  # False: no measurement ever becomes ready, not even the first
     "tof_model_id": 0xEACC,  # another value: not a VL53L1X
     "wifi": True,
     "wifi_ms": 1200,  # time Wi-Fi takes to associate and get an address
@@ -294,7 +295,8 @@ class FakeI2C:
             self.kind = pattern[self.n % len(pattern)]
             self.n += 1
         now = self.hw.ticks_ms()
-        self.ready_at = None if self.kind == "timeout" else now + self.BUDGET_MS
+        stuck = self.kind == "timeout" or not self.hw.sc["tof_ready"]
+        self.ready_at = None if stuck else now + self.BUDGET_MS
 
     def _ready(self) -> bool:
         return self.ranging and self.ready_at is not None and self.hw.ticks_ms() >= self.ready_at

@@ -112,6 +112,7 @@ class VL53L1X:
         self.active_high = not (self._u8(GPIO_HV_MUX_CTRL) & 0x10)
         self.start()
         if not self._until(self.data_ready, SAMPLE_MS, POLL_MS):
+            self.stop()
             raise VL53L1XError("VL53L1X calibration ranging not ready within %d ms" % SAMPLE_MS)
         self.clear()
         self.stop()

@@ -106,6 +106,7 @@ def test_bad_status_and_never_ready_measurements_give_none() -> None:
         ({"tof_model_id": 0xEACD}, "model id 0xeacd at I2C 0x29 is not a VL53L1X (0xeacc)"),
         ({"tof_boots": False}, "did not boot within 100 ms"),
         ({"tof_absent": True}, "no answer on I2C at 0x29"),
+        ({"tof_ready": False}, "calibration ranging not ready within 300 ms"),
     ],
 )
 def test_a_sensor_that_is_not_usable_is_a_bus_error_that_says_why(
