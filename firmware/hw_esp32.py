@@ -1,5 +1,5 @@
-# smartbins firmware: the ESP32 hardware layer (JSN-SR04T, LIS3DH, DS18B20, battery ADC, Wi-Fi,
-# Apache-2.0; part of smartbins.          SNTP, RTC memory, deep sleep). Wiring: docs/firmware.md.
+# smartbins firmware: the ESP32 hardware layer (JSN-SR04T or VL53L1X, LIS3DH, DS18B20, battery,
+# Apache-2.0; part of smartbins. Wi-Fi, SNTP, RTC memory, deep sleep). Wiring: docs/firmware.md.
 
 import json
 import socket
@@ -8,8 +8,10 @@ import time
 
 import ds18x20
 import machine
+import measure
 import network
 import onewire
+import vl53l1x
 from log import log_warn
 from micropython import const
 from ringbuf import FileFlash
@@ -18,7 +20,7 @@ PIN_TRIG = const(5)  # JSN-SR04T trigger
 PIN_ECHO = const(18)  # JSN-SR04T echo (through a 5 V -> 3.3 V divider)
 PIN_SENSOR_POWER = const(25)  # P-MOSFET gate: sensors unpowered while the node sleeps
 PIN_ONEWIRE = const(4)  # DS18B20 data (4.7 kOhm pull-up)
-PIN_SDA = const(21)
+PIN_SDA = const(21)  # LIS3DH and, with sensor "tof", the VL53L1X (0x29) on one I2C bus
 PIN_SCL = const(22)
 PIN_BATTERY = const(34)  # battery through a 1 MOhm / 1 MOhm divider, 100 nF to ground
 BATTERY_DIVIDER = 2
@@ -31,6 +33,7 @@ NTP_DELTA_S = 2208988800  # 1900-01-01 to 1970-01-01
 class Hardware:
     """The real drivers behind the interface firmware/hw_fake.py imitates on Unix."""
 
+    sensor = measure.ULTRASONIC  # config.json "sensor" (select_sensor)
     min_range_mm = 250  # JSN-SR04T blind zone
 
     def __init__(self) -> None:
@@ -53,6 +56,9 @@ class Hardware:
 
     def ticks_diff(self, a, b) -> int:
         return time.ticks_diff(a, b)
+
+    def sleep_ms(self, ms: int) -> None:
+        time.sleep_ms(ms)
 
     def wait_readable(self, poller, ms: int) -> bool:
         return bool(poller.poll(ms))
@@ -85,6 +91,18 @@ class Hardware:
         machine.deepsleep(ms)
 
     # ---------------------------------------------------------------- sensors
+
+    def select_sensor(self, name: str) -> None:
+        """The distance sensor fitted: "ultrasonic" (JSN-SR04T) or "tof" (VL53L1X)."""
+        self.sensor = name
+        self.min_range_mm = vl53l1x.MIN_RANGE_MM if name == measure.TOF else 250
+
+    def pings(self, n: int):
+        """``n`` raw pings: echo times [µs] (JSN-SR04T) or distances [mm] (VL53L1X), None for
+        a ping that found nothing; None for all of them when the sensor does not answer."""
+        if self.sensor == measure.TOF:
+            return vl53l1x.pings(self.i2c, self, n)
+        return [self.ping_us() for _ in range(n)]
 
     def ping_us(self):
         """Round-trip echo time [µs] of one JSN-SR04T ping; None on a timeout."""

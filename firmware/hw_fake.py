@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+import measure
+import vl53l1x
 from ringbuf import FileFlash, PowerCut
 
 # A world directory holds the device's files (config.json, buffer.bin, state.json) and:
@@ -23,7 +25,11 @@ SCENARIO_DEFAULTS: dict = {
     "tilt_deg": 2.0,
     "accel_fail": False,
     "bat_mv": 3900,
-    "pings": ["ok"],  # per-ping pattern, cycled: ok | spike | timeout
+    "pings": ["ok"],  # per-ping pattern, cycled: ok | spike | timeout | bad_status (ToF only)
+    "tof_absent": False,  # the VL53L1X does not answer on I2C
+    "tof_boots": True,  # False: its firmware never reports booted
+    "tof_ready": True,  # False: no measurement ever becomes ready, not even the first
+    "tof_model_id": 0xEACC,  # another value: not a VL53L1X
     "wifi": True,
     "wifi_ms": 1200,  # time Wi-Fi takes to associate and get an address
     "ntp": True,
@@ -60,6 +66,7 @@ class FakeHardware:
     plus the simulated time of sensors, radio and waits, so budgets are tested fast."""
 
     min_range_mm = 250
+    sensor = measure.ULTRASONIC
 
     def __init__(self, argv) -> None:
         self.dir = argv[0]
@@ -107,6 +114,7 @@ class FakeHardware:
         self.t_real0 = time.ticks_ms()
         self.ping_i = 0
         self.errors: list = []
+        self.i2c = FakeI2C(self)  # a sensor powered up at this wake
 
     def wakes_left(self) -> bool:
         return self.wakes > 0
@@ -121,6 +129,9 @@ class FakeHardware:
 
     def advance(self, ms: int) -> None:
         self.sim_ms += ms
+
+    def sleep_ms(self, ms: int) -> None:
+        self.advance(ms)
 
     def wait_readable(self, poller, ms: int) -> bool:
         """A real poll. With ``fast_silence`` in the scenario: poll for a short while and, if
@@ -183,6 +194,18 @@ class FakeHardware:
 
     # ---------------------------------------------------------------- sensors
 
+    def select_sensor(self, name: str) -> None:
+        self.sensor = name
+        if name == measure.TOF:
+            self.min_range_mm = vl53l1x.MIN_RANGE_MM
+
+    def pings(self, n: int):
+        """As hw_esp32: echo times [µs] from the fake JSN-SR04T, or distances [mm] from the
+        real VL53L1X driver talking to the register-level fake below."""
+        if self.sensor == measure.TOF:
+            return vl53l1x.pings(self.i2c, self, n)
+        return [self.ping_us() for _ in range(n)]
+
     def ping_us(self):
         """Echo time [µs] of one ping, from the exact speed of sound; None on a timeout."""
         pattern = self.sc["pings"]
@@ -232,6 +255,108 @@ class FakeHardware:
             return None
         self.advance(40)
         return self.true_utc_ms()
+
+
+class FakeI2C:
+    """The I2C bus with a register-level VL53L1X at 0x29, driven by the scenario, so that the
+    real driver (vl53l1x.py) runs on Unix. It implements the registers that driver uses and
+    refuses the rest, so a driver change that touches another register fails the tests.
+
+    Measurements take the sensor's 100 ms timing budget on the injected clock. The scenario's
+    ``pings`` pattern applies to the measurements after the calibration ranging of the
+    sensor's initialisation: ``ok`` and ``spike`` give a valid status and a distance,
+    ``bad_status`` an invalid status (signal failure) with a bogus distance that must not be
+    used, ``timeout`` a measurement that never becomes ready.
+    """
+
+    BUDGET_MS = 100
+    STATUS_SIGNAL_FAIL = 4  # raw range status (ST's driver maps it to 2, "signal failure")
+
+    def __init__(self, hw) -> None:
+        self.hw = hw
+        self.boot_at = hw.ticks_ms() + 1  # datasheet: 1.2 ms boot
+        self.regs: dict = {}
+        self.ranging = False
+        self.calibrated = False  # the first ranging after the config is the VHV calibration
+        self.n = 0  # measurements of the scenario's pattern started so far
+        self.kind = "ok"
+        self.ready_at: int | None = None
+
+    def _bus(self, addr: int, addrsize: int) -> None:
+        if addrsize != 16:
+            raise ValueError("VL53L1X registers need addrsize=16, got %d" % addrsize)
+        if addr != vl53l1x.ADDR or self.hw.sc["tof_absent"]:
+            raise OSError(19)  # MicroPython's ENODEV: no acknowledge from the address
+
+    def _next(self) -> None:
+        """Start the next measurement (continuous ranging: after a start or a clear)."""
+        if self.calibrated:
+            pattern = self.hw.sc["pings"]
+            self.kind = pattern[self.n % len(pattern)]
+            self.n += 1
+        now = self.hw.ticks_ms()
+        stuck = self.kind == "timeout" or not self.hw.sc["tof_ready"]
+        self.ready_at = None if stuck else now + self.BUDGET_MS
+
+    def _ready(self) -> bool:
+        return self.ranging and self.ready_at is not None and self.hw.ticks_ms() >= self.ready_at
+
+    def _distance(self) -> int:
+        d = self.hw.sc["distance_mm"]
+        if self.kind == "spike":
+            d = d * 0.37
+        elif self.kind == "bad_status":
+            d = 37  # what a failed measurement leaves in the register: never a level
+        return int(d + 0.5)
+
+    def readfrom_mem(self, addr: int, reg: int, n: int, addrsize: int = 8) -> bytes:
+        self._bus(addr, addrsize)
+        sc = self.hw.sc
+        if reg == vl53l1x.SYSTEM_STATUS and n == 1:
+            booted = sc["tof_boots"] and self.hw.ticks_ms() >= self.boot_at
+            return bytes([1 if booted else 0])
+        if reg == vl53l1x.MODEL_ID_REG and n == 2:
+            return bytes([sc["tof_model_id"] >> 8, sc["tof_model_id"] & 0xFF])
+        if reg == vl53l1x.GPIO_HV_MUX_CTRL and n == 1:
+            return bytes([self.regs.get(reg, 0x01)])
+        if reg == vl53l1x.GPIO_TIO_HV_STATUS and n == 1:
+            active_high = not (self.regs.get(vl53l1x.GPIO_HV_MUX_CTRL, 0x01) & 0x10)
+            line = self._ready() == active_high
+            return bytes([0x02 | (1 if line else 0)])
+        if reg == vl53l1x.RANGE_STATUS and n == 1:
+            bad = self.kind == "bad_status"
+            return bytes([self.STATUS_SIGNAL_FAIL if bad else vl53l1x.STATUS_VALID])
+        if reg == vl53l1x.RANGE_MM and n == 2:
+            d = self._distance()
+            return bytes([d >> 8, d & 0xFF])
+        raise NotImplementedError("fake VL53L1X: read of %d at 0x%04x" % (n, reg))
+
+    def writeto_mem(self, addr: int, reg: int, data, addrsize: int = 8) -> None:
+        self._bus(addr, addrsize)
+        end = reg + len(data) - 1
+        if reg >= vl53l1x.CONFIG_FIRST and end <= vl53l1x.MODE_START and len(data) > 1:
+            for i in range(len(data)):  # the sensor increments the index by itself
+                self.regs[reg + i] = data[i]
+            return
+        if len(data) != 1:
+            raise NotImplementedError("fake VL53L1X: write of %d at 0x%04x" % (len(data), reg))
+        v = data[0]
+        if reg == vl53l1x.MODE_START and v in (0x00, 0x40):
+            if v == 0x40 and len(self.regs) < len(vl53l1x.DEFAULT_CONFIG):
+                raise NotImplementedError("fake VL53L1X: ranging before the default config")
+            self.ranging = v == 0x40
+            if self.ranging:
+                self._next()
+        elif reg == vl53l1x.INTERRUPT_CLEAR and v == 0x01:
+            if self.ranging:
+                self._next()
+        elif reg == vl53l1x.VHV_LOOP_BOUND:
+            self.regs[reg] = v
+        elif reg == vl53l1x.VHV_INIT:
+            self.regs[reg] = v
+            self.calibrated = True
+        else:
+            raise NotImplementedError("fake VL53L1X: write of 0x%02x at 0x%04x" % (v, reg))
 
 
 if __name__ == "__main__":

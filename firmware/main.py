@@ -46,6 +46,9 @@ def load_settings(path: str) -> dict:
     for key in ("device", "password", "broker"):
         if key not in s:
             raise ValueError("config.json: " + key + " is missing")
+    sensor = s.setdefault("sensor", measure.ULTRASONIC)
+    if sensor not in measure.SENSORS:
+        raise ValueError("config.json: sensor %r is not one of %s" % (sensor, measure.SENSORS))
     return s
 
 
@@ -56,6 +59,7 @@ class Wake:
         self.hw = hw
         self.s = settings
         self.dev = settings["device"]
+        hw.select_sensor(settings["sensor"])
         slots = settings.get("slots", 512)
         self.rb = RingBuffer(
             hw.flash(hw.path("buffer.bin"), slots * SLOT_SIZE), slots, hw.path("state.json")
@@ -71,6 +75,7 @@ class Wake:
         self.boot = self.st["boot"]
         cfg = dict(DEFAULTS)
         cfg.update(settings.get("calibration", {}))
+        cfg.update(settings.get("config", {}))  # thresholds as provisioned
         cfg.update(self.st.get("cfg", {}))
         self.cfg = cfg
         self.published = False  # an ack's server_ts is current only after this wake published

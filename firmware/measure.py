@@ -23,6 +23,9 @@ BUS_ERROR = const(4)
 PINGS = const(7)  # pings per wake; the median of the inliers is reported
 MIN_VALID = const(3)  # fewer valid pings than this: no trustworthy distance
 OUTLIER_MM = const(20)  # a ping further than max(20 mm, 5 %) from the median is an outlier
+ULTRASONIC = "ultrasonic"  # JSN-SR04T: a ping is a round-trip echo time [µs]
+TOF = "tof"  # VL53L1X time of flight: a ping is a distance [mm]
+SENSORS = (ULTRASONIC, TOF)  # config.json "sensor", as `smartbins provision --sensor` writes it
 DEFAULT_TEMP_C = 20.0  # compensation when the temperature sensor fails (TEMP_SENSOR_ERROR)
 WARM_C = 40.0  # above this the near-full interval applies (docs/protocol.md)
 
@@ -36,6 +39,17 @@ def sound_speed(temp_c: float) -> float:
 def echo_to_mm(echo_us: int, temp_c: float) -> float:
     """One-way distance [mm] from a round-trip echo time [µs]: µs · m/s = µm, halved."""
     return echo_us * sound_speed(temp_c) / 2000.0
+
+
+def ping_mm(sensor: str, raw, temp_c: float):
+    """One ping's distance [mm], or None for a ping that found nothing. An ultrasonic ping is
+    an echo time, compensated for the speed of sound at ``temp_c``; a time-of-flight ping is
+    already a distance, measured with light, whose speed does not depend on the air."""
+    if raw is None or raw <= 0:
+        return None
+    if sensor == TOF:
+        return float(raw)
+    return echo_to_mm(raw, temp_c)
 
 
 def median(values: list) -> float:
@@ -91,11 +105,11 @@ def measure(hw, cfg: dict, last_temp) -> dict:
     if temp is None:
         flags |= TEMP_SENSOR_ERROR
         comp = DEFAULT_TEMP_C
-    samples = []
-    for _ in range(PINGS):
-        us = hw.ping_us()
-        samples.append(echo_to_mm(us, comp) if us is not None and us > 0 else None)
-    mm, code = robust_distance(samples)
+    raw = hw.pings(PINGS)
+    if raw is None:  # the distance sensor itself did not answer (time of flight on I2C)
+        mm, code = None, BUS_ERROR
+    else:
+        mm, code = robust_distance([ping_mm(hw.sensor, r, comp) for r in raw])
     out = {"temp": None if temp is None else round(temp, 1)}
     if mm is not None and mm < hw.min_range_mm:
         mm, code = None, BLIND_ZONE

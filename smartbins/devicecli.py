@@ -1,4 +1,5 @@
-"""Technicians' commands: provision, device revoke|rotate|move|decommission, calibrate, flash.
+"""Technicians' commands: provision, device revoke|rotate|move|decommission|config, calibrate,
+flash.
 
 Built on the provisioning core (smartbins.provisioning): this module only finds the registry,
 the broker's password file and the way to reload the broker (a small settings dataclass, from a
@@ -39,7 +40,7 @@ from smartbins.provisioning import (
     revoke,
     rotate,
 )
-from smartbins.registry import Registry, RegistryError, now_ms
+from smartbins.registry import SENSORS, THRESHOLDS, Registry, RegistryError, now_ms
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -47,8 +48,11 @@ SETTINGS_ENV = "SMARTBINS_DEVICE_SETTINGS"
 WIFI_PASSWORD_ENV = "SMARTBINS_WIFI_PASSWORD"
 SERVICE_PASSWORD_ENV = "SMARTBINS_SERVICE_PASSWORD"
 INFLUX_PASSWORD_ENV = "SMARTBINS_INFLUX_PASSWORD"
-#: Firmware defaults for a bin never calibrated (firmware/main.py DEFAULTS).
+#: The full distance `calibrate` records when none is given and none was recorded before: the
+#: JSN-SR04T's 250 mm blind zone plus a margin.
 DEFAULT_FULL_MM = 300
+#: protocol.DeviceConfig's thresholds by attribute (registry.THRESHOLDS): what a flag sets.
+_THRESHOLD_SPECS = {f.attr: f for f in p.CONFIG_FIELDS if f.attr in THRESHOLDS}
 
 
 class DeviceCliError(SmartbinsError):
@@ -139,6 +143,29 @@ def _add_device_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_METAVARS = {"s": "SECONDS", "%": "PERCENT", "mV": "MV", "°C": "CELSIUS", "°": "DEGREES"}
+
+
+def _add_threshold_flags(parser: argparse.ArgumentParser, title: str) -> None:
+    """One flag per config threshold, named after its wire key (``near_full`` ->
+    ``--near-full``), so that a validation message naming the key names the flag too."""
+    g = parser.add_argument_group(title)
+    for attr, spec in _THRESHOLD_SPECS.items():
+        unit = f" [{spec.unit}]" if spec.unit else ""
+        g.add_argument(
+            "--" + spec.key.replace("_", "-"),
+            dest=attr,
+            type=int if spec.kind == "int" else float,
+            metavar=_METAVARS.get(spec.unit, "N"),
+            help=f"{spec.doc.capitalize()}{unit}. Protocol default: "
+            f"{getattr(p.DeviceConfig, attr)}.".replace("%", "%%"),
+        )
+
+
+def _threshold_changes(args: argparse.Namespace) -> dict[str, float]:
+    return {a: getattr(args, a) for a in THRESHOLDS if getattr(args, a, None) is not None}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     prov = sub.add_parser(
         "provision",
@@ -156,18 +183,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(all or nothing).",
     )
     prov.add_argument(
-        "--sensor", default="ultrasonic", help="ultrasonic (JSN-SR04T) or tof (VL53L1X)."
+        "--sensor",
+        default="ultrasonic",
+        choices=SENSORS,
+        help="The distance sensor fitted: ultrasonic (JSN-SR04T, the default) or tof (VL53L1X; "
+        "see docs/firmware.md for which to pick).",
     )
     _add_common(prov)
     _add_device_config_flags(prov)
+    _add_threshold_flags(
+        prov,
+        "Report interval and alarm thresholds (kept in the registry, written into config.json; "
+        "change them later with `smartbins device config`)",
+    )
     prov.set_defaults(func=cmd_provision)
 
     dev = sub.add_parser(
         "device",
-        help="Revoke, rotate, move or decommission a device.",
+        help="Revoke, rotate, move or decommission a device, or show and change its config.",
         description="Device lifecycle: `revoke` takes the device off the broker at once; "
         "`rotate` issues new credentials (and rewrites its config.json); `move` re-links it "
-        "to another bin; `decommission` retires it for good, keeping its history.",
+        "to another bin; `decommission` retires it for good, keeping its history; `config` "
+        "shows its intervals and thresholds, or changes and publishes them.",
     )
     dsub = dev.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (
@@ -185,13 +222,32 @@ def register(sub: argparse._SubParsersAction) -> None:
             _add_device_config_flags(a)
         a.set_defaults(func=cmd_device, action=action)
 
+    text = (
+        "Show the device's config as the registry keeps it (calibration, report intervals, "
+        "alarm thresholds); with threshold flags, change those, record them and publish the "
+        "device's retained config (the rest kept as it was), applied at its next wake."
+    )
+    dc = dsub.add_parser("config", help=text.split(";")[0] + ", or change it.", description=text)
+    dc.add_argument("device_id", help="The device id.")
+    dc.add_argument(
+        "--publish",
+        action="store_true",
+        help="Publish the recorded config again without changing it (e.g. after a broker outage).",
+    )
+    _add_threshold_flags(dc, "Thresholds to change (the others keep their recorded values)")
+    _add_common(dc)
+    g = dc.add_argument_group("Broker (for publishing the config)")
+    g.add_argument("--broker-host", help="Broker address.")
+    g.add_argument("--broker-port", type=int, help="Broker port.")
+    dc.set_defaults(func=cmd_device_config)
+
     cal = sub.add_parser(
         "calibrate",
         help="Record a device's empty-bin distance and publish the new calibration.",
         description="Take the median distance of the device's recent readings (the bin must "
         "be empty) as its empty-bin distance, or the one given with --empty-mm, record it in "
         "the registry with a new calibration version, and publish the device's retained config "
-        "so it applies at its next wake.",
+        "(its recorded intervals and thresholds unchanged) so it applies at its next wake.",
     )
     cal.add_argument("device_id", help="The device id.")
     cal.add_argument("--empty-mm", type=int, help="Use this distance instead of the readings.")
@@ -202,9 +258,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cal.add_argument(
         "--last", type=int, default=3, help="How many recent readings to use. Default: 3."
-    )
-    cal.add_argument(
-        "--interval", type=int, default=3600, help="Normal report interval [s]. Default: 3600."
     )
     _add_common(cal)
     g = cal.add_argument_group("Broker and database")
@@ -235,12 +288,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(s: DeviceCliSettings) -> tuple[Registry, PasswordFile]:
+    return _registry(s), PasswordFile(s.password_file, reload=lambda: _reload(s))
+
+
+def _registry(s: DeviceCliSettings) -> Registry:
     if not s.registry.parent.exists():
         raise DeviceCliError(
             f"registry {s.registry}: its directory does not exist; give --registry or set "
             "`registry` in the settings file"
         )
-    return Registry(s.registry), PasswordFile(s.password_file, reload=lambda: _reload(s))
+    return Registry(s.registry)
 
 
 def _reload(s: DeviceCliSettings) -> None:
@@ -288,6 +345,11 @@ def device_config(
         "wifi": {"ssid": s.wifi_ssid, "password": wifi_password},
         "ntp": s.ntp_server,
         "sensor": d.sensor,
+        # The thresholds by wire key: the device runs with them from its first wake, before
+        # it has received a retained config.
+        "config": {
+            _THRESHOLD_SPECS[k].key: v for k, v in registry.thresholds(cred.username).items()
+        },
     }
     if d.empty_mm is not None and d.full_mm is not None:
         cfg["calibration"] = {"cal": d.cal, "empty_mm": d.empty_mm, "full_mm": d.full_mm}
@@ -310,7 +372,7 @@ def write_config(directory: Path, device_id: str, cfg: dict[str, Any]) -> Path:
     return path
 
 
-def _read_bulk(path: Path, sensor: str) -> list[ProvisionRequest]:
+def _read_bulk(path: Path, sensor: str, thresholds: dict[str, float]) -> list[ProvisionRequest]:
     try:
         text = path.read_text()
     except OSError as e:
@@ -321,7 +383,10 @@ def _read_bulk(path: Path, sensor: str) -> list[ProvisionRequest]:
             continue
         if len(row) not in (2, 3):
             raise DeviceCliError(f"{path}:{n}: expected device_id,bin_id[,sensor], got {row!r}")
-        out.append(ProvisionRequest(row[0].strip(), row[1].strip(), (row[2:] or [sensor])[0]))
+        kind = (row[2:] or [sensor])[0].strip()
+        if kind not in SENSORS:
+            raise DeviceCliError(f"{path}:{n}: sensor {kind!r} is not one of {', '.join(SENSORS)}")
+        out.append(ProvisionRequest(row[0].strip(), row[1].strip(), kind, thresholds))
     if not out:
         raise DeviceCliError(f"{path}: no devices listed")
     return out
@@ -335,11 +400,13 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.bulk:
         if args.device_id or args.bin_id:
             raise DeviceCliError("give either DEVICE_ID --bin BIN_ID or --bulk FILE, not both")
-        requests = _read_bulk(Path(args.bulk), args.sensor)
+        requests = _read_bulk(Path(args.bulk), args.sensor, _threshold_changes(args))
     else:
         if not args.device_id or not args.bin_id:
             raise DeviceCliError("give DEVICE_ID --bin BIN_ID (or --bulk FILE)")
-        requests = [ProvisionRequest(args.device_id, args.bin_id, args.sensor)]
+        requests = [
+            ProvisionRequest(args.device_id, args.bin_id, args.sensor, _threshold_changes(args))
+        ]
     wifi = _wifi_password(s)
     registry, passwords = _open(s)
     try:
@@ -420,18 +487,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             source = f"median of the last {args.last} readings"
         full = args.full_mm if args.full_mm is not None else (device.full_mm or DEFAULT_FULL_MM)
         try:
-            cal = registry.set_calibration(args.device_id, empty, full)
-            config = p.DeviceConfig(
-                device=args.device_id,
-                server_ts_ms=now_ms(),
-                cal=cal,
-                empty_mm=empty,
-                full_mm=full,
-                interval_s=args.interval,
-            )
-        except (RegistryError, p.PayloadError) as e:
+            with registry.transaction():
+                cal = registry.set_calibration(args.device_id, empty, full)
+                # Only the calibration changes: intervals and thresholds as recorded.
+                config = registry.config(args.device_id, now_ms())
+        except RegistryError as e:
             raise DeviceCliError(str(e)) from None
-        _publish_retained(s, *p.encode_message(config))
+        _publish_retained(
+            s,
+            *p.encode_message(config),
+            "the calibration is recorded in the registry: run calibrate again when the broker "
+            "is up",
+        )
         print(
             f"{args.device_id}: calibration {cal}: empty {empty} mm ({source}), full {full} mm; "
             "published, applied at the device's next wake"
@@ -468,8 +535,53 @@ def _recent_distances(s: DeviceCliSettings, device: str, last: int) -> list[floa
     return [row[1] for sr in series for row in sr["values"] if row[1] is not None]
 
 
-def _publish_retained(s: DeviceCliSettings, topic: str, payload: bytes) -> None:
-    """Publish one retained QoS 1 message as the service account; wait for its PUBACK."""
+def cmd_device_config(args: argparse.Namespace) -> int:
+    s = load_settings(args)
+    dev = args.device_id
+    changes = _threshold_changes(args)
+    registry = _registry(s)
+    try:
+        try:
+            device = registry.device(dev)
+            if (changes or args.publish) and device.state == "decommissioned":
+                raise DeviceCliError(f"{dev}: decommissioned; its config is no longer published")
+            config = registry.set_thresholds(dev, changes) if changes else registry.config(dev)
+        except RegistryError as e:
+            raise DeviceCliError(str(e)) from None
+        print(format_config(device.sensor, device.state, config, changed=set(changes)))
+        if changes or args.publish:
+            _publish_retained(
+                s,
+                *p.encode_message(config),
+                f"the config is recorded in the registry: run `smartbins device config {dev} "
+                "--publish` when the broker is up",
+            )
+            print(f"{dev}: config published, applied at the device's next wake")
+    finally:
+        registry.close()
+    return 0
+
+
+def format_config(sensor: str, state: str, c: p.DeviceConfig, changed: set[str]) -> str:
+    """The config as a technician reads it: one aligned line per value, changes marked."""
+    if c.cal:
+        cal = f"calibration {c.cal}: empty {c.empty_mm} mm, full {c.full_mm} mm"
+    else:
+        cal = f"not calibrated (measures with empty {c.empty_mm} mm, full {c.full_mm} mm)"
+    lines = [f"{c.device} ({sensor}, {state}): {cal}"]
+    for attr, spec in _THRESHOLD_SPECS.items():
+        value = getattr(c, attr)
+        mark = "*" if attr in changed else " "
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f" {mark} {spec.key:<22}{text:>8} {spec.unit:<3} {spec.doc}")
+    if changed:
+        lines.append("   (* changed now)")
+    return "\n".join(lines)
+
+
+def _publish_retained(s: DeviceCliSettings, topic: str, payload: bytes, recorded: str) -> None:
+    """Publish one retained QoS 1 message as the service account; wait for its PUBACK.
+    ``recorded`` tells the technician what is already done if the broker cannot be reached."""
     import paho.mqtt.client as mqtt
 
     password = settings_mod.read_secret(
@@ -489,8 +601,7 @@ def _publish_retained(s: DeviceCliSettings, topic: str, payload: bytes) -> None:
         client.connect(s.broker_host, s.broker_port, keepalive=30)
     except OSError as e:
         raise DeviceCliError(
-            f"cannot reach the broker at {s.broker_host}:{s.broker_port} ({e}); the calibration "
-            "is recorded in the registry: run calibrate again when the broker is up"
+            f"cannot reach the broker at {s.broker_host}:{s.broker_port} ({e}); {recorded}"
         ) from None
     client.loop_start()
     try:

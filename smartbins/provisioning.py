@@ -11,7 +11,7 @@ Secrets are returned to the caller once and never logged; ``repr`` hides them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,8 @@ class ProvisionRequest:
     device_id: str
     bin_id: str
     sensor: str = "ultrasonic"
+    #: Config thresholds (registry.THRESHOLDS names) other than protocol.DeviceConfig's defaults.
+    thresholds: Mapping[str, float] = field(default_factory=dict)
 
 
 class ProvisioningError(RegistryError):
@@ -63,7 +65,7 @@ def provision(
     try:
         with registry.transaction():
             for r in requests:
-                registry.add_device(r.device_id, sensor=r.sensor, at_ms=t)
+                registry.add_device(r.device_id, sensor=r.sensor, at_ms=t, thresholds=r.thresholds)
                 registry.link(r.device_id, r.bin_id, at_ms=t)
             # Inside the transaction: if the password file cannot be written, no rows remain.
             passwords.update({c.username: c.password for c in creds})

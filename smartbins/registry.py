@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from smartbins.codes import StreamError, parse_stream
-from smartbins.protocol import is_device_id
+from smartbins.protocol import CONFIG_FIELDS, DeviceConfig, PayloadError, is_device_id
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -103,8 +103,34 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (truck_id, idx)
     );
     """,
+    # 3: each device's config thresholds (protocol.DeviceConfig beside its calibration), so that
+    # calibrate and `smartbins device config` publish what the device runs with, not protocol
+    # defaults. Devices that exist already get the defaults they have been running with.
+    """
+    ALTER TABLE devices ADD COLUMN interval_s INTEGER NOT NULL DEFAULT 3600;
+    ALTER TABLE devices ADD COLUMN interval_near_full_s INTEGER NOT NULL DEFAULT 900;
+    ALTER TABLE devices ADD COLUMN interval_low_battery_s INTEGER NOT NULL DEFAULT 14400;
+    ALTER TABLE devices ADD COLUMN near_full_pct REAL NOT NULL DEFAULT 80.0;
+    ALTER TABLE devices ADD COLUMN low_battery_mv INTEGER NOT NULL DEFAULT 3300;
+    ALTER TABLE devices ADD COLUMN fire_temp_c REAL NOT NULL DEFAULT 70.0;
+    ALTER TABLE devices ADD COLUMN fire_rise_c REAL NOT NULL DEFAULT 20.0;
+    ALTER TABLE devices ADD COLUMN tilt_deg REAL NOT NULL DEFAULT 45.0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
+#: other than the server time and the calibration (cal, empty_mm, full_mm), by attribute name.
+THRESHOLDS: tuple[str, ...] = tuple(
+    f.attr for f in CONFIG_FIELDS if f.attr not in ("server_ts_ms", "cal", "empty_mm", "full_mm")
+)
+#: The distances a device measures with before its first calibration (firmware/main.py
+#: DEFAULTS). A config published for an uncalibrated device carries them with cal 0, so the
+#: device keeps flagging its readings UNCALIBRATED.
+UNCALIBRATED_EMPTY_MM = 1000
+UNCALIBRATED_FULL_MM = 200
+#: Distance sensors a device can have, as config.json's "sensor" names them (firmware/measure.py
+#: SENSORS): a JSN-SR04T ultrasonic transducer, or a VL53L1X time-of-flight sensor.
+SENSORS = ("ultrasonic", "tof")
 _DEVICE_COLUMNS = "id, state, sensor, credential_version, cal, empty_mm, full_mm"
 
 
@@ -144,6 +170,29 @@ class Link:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_THRESHOLD_COLUMNS = ", ".join(THRESHOLDS)
+#: protocol.DeviceConfig's defaults (a dataclass keeps them as class attributes).
+_DEFAULT_THRESHOLDS: dict[str, int | float] = {k: getattr(DeviceConfig, k) for k in THRESHOLDS}
+
+
+def _config(
+    device: Device, thresholds: Mapping[str, float], server_ts_ms: int | None
+) -> DeviceConfig:
+    """protocol.DeviceConfig from a registry row; RegistryError naming the field if invalid."""
+    calibrated = device.empty_mm is not None and device.full_mm is not None
+    try:
+        return DeviceConfig(
+            device=device.id,
+            server_ts_ms=server_ts_ms if server_ts_ms is not None else now_ms(),
+            cal=device.cal if calibrated else 0,
+            empty_mm=device.empty_mm if device.empty_mm is not None else UNCALIBRATED_EMPTY_MM,
+            full_mm=device.full_mm if device.full_mm is not None else UNCALIBRATED_FULL_MM,
+            **thresholds,  # type: ignore[arg-type]
+        )
+    except PayloadError as e:
+        raise RegistryError(f"device {device.id!r}: config {e}") from None
 
 
 class Registry:
@@ -262,17 +311,36 @@ class Registry:
 
     # ----------------------------------------------------------------- devices
 
-    def add_device(self, id: str, *, sensor: str = "ultrasonic", at_ms: int | None = None) -> None:
+    def add_device(
+        self,
+        id: str,
+        *,
+        sensor: str = "ultrasonic",
+        at_ms: int | None = None,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> None:
+        """A new active device; ``thresholds`` (THRESHOLDS names) set its config, the rest
+        keep protocol.DeviceConfig's defaults."""
         if not is_device_id(id):
             raise RegistryError(
                 f"device {id!r}: a device id is 1-64 of A-Z a-z 0-9 _ -, starting with a letter "
                 "or digit (it is the MQTT username and a topic level)"
             )
+        if sensor not in SENSORS:
+            raise RegistryError(
+                f"device {id!r}: sensor {sensor!r} is not one of {', '.join(SENSORS)} "
+                "(ultrasonic: JSN-SR04T; tof: VL53L1X)"
+            )
         t = at_ms if at_ms is not None else now_ms()
+        values = (
+            self._checked_thresholds(id, _DEFAULT_THRESHOLDS, thresholds, None)
+            if thresholds
+            else _DEFAULT_THRESHOLDS  # valid by construction; simulated fleets add thousands
+        )
         self._exec(
-            "INSERT INTO devices (id, state, sensor, created_ms, updated_ms)"
-            " VALUES (?, 'active', ?, ?, ?)",
-            (id, sensor, t, t),
+            f"INSERT INTO devices (id, state, sensor, created_ms, updated_ms, {_THRESHOLD_COLUMNS})"
+            f" VALUES (?, 'active', ?, ?, ?, {', '.join('?' * len(THRESHOLDS))})",
+            (id, sensor, t, t, *(values[k] for k in THRESHOLDS)),
         )
 
     def device(self, id: str) -> Device:
@@ -319,6 +387,55 @@ class Registry:
             (empty_mm, full_mm, now_ms(), id),
         )
         return self.device(id).cal
+
+    # ----------------------------------------------------------------- device config
+
+    def thresholds(self, id: str) -> dict[str, int | float]:
+        """The device's config thresholds (THRESHOLDS names, protocol.DeviceConfig units)."""
+        row = self.db.execute(
+            f"SELECT {_THRESHOLD_COLUMNS} FROM devices WHERE id = ?", (id,)
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"no device {id!r}")
+        return dict(zip(THRESHOLDS, row, strict=True))
+
+    def set_thresholds(self, id: str, changes: Mapping[str, float]) -> DeviceConfig:
+        """Change some thresholds, keep the rest and the calibration; return the new config.
+
+        The whole config is validated as protocol.DeviceConfig before anything is written, so a
+        bad value leaves the registry as it was and the message names the field.
+        """
+        device = self.device(id)
+        values = self._checked_thresholds(id, self.thresholds(id), changes, device)
+        self._exec(
+            f"UPDATE devices SET {', '.join(f'{k} = ?' for k in THRESHOLDS)}, updated_ms = ?"
+            " WHERE id = ?",
+            (*(values[k] for k in THRESHOLDS), now_ms(), id),
+        )
+        return self.config(id)
+
+    def config(self, id: str, server_ts_ms: int | None = None) -> DeviceConfig:
+        """The device's retained config as it should be published now: its calibration (or the
+        uncalibrated distances with cal 0) and its thresholds."""
+        return _config(self.device(id), self.thresholds(id), server_ts_ms)
+
+    def _checked_thresholds(
+        self,
+        id: str,
+        current: Mapping[str, int | float],
+        changes: Mapping[str, float],
+        device: Device | None,
+    ) -> dict[str, int | float]:
+        unknown = sorted(set(changes) - set(THRESHOLDS))
+        if unknown:
+            raise RegistryError(
+                f"device {id!r}: {', '.join(unknown)}: not a config threshold "
+                f"(known: {', '.join(THRESHOLDS)})"
+            )
+        values = {**current, **changes}
+        probe = device or Device(id, "active", "ultrasonic", 1, 0, None, None)
+        _config(probe, values, None)
+        return values
 
     # ----------------------------------------------------------------- device-to-bin history
 

@@ -311,17 +311,23 @@ class Fleet:
 
         before = self.server._reloads()
         rc = cli.main(list(argv))
-        reloads = argv[0] == "provision" or (argv[0] == "device" and argv[1] != "move")
+        reloads = argv[0] == "provision" or (
+            argv[0] == "device" and argv[1] in ("revoke", "rotate", "decommission")
+        )
         if rc == 0 and reloads and self.server.running:
             wait_until(lambda: self.server._reloads() > before, 10, message="broker reload")
         return rc
 
-    def provision(self, device_id: str, bin_id: str, into: FakeDevice) -> dict[str, Any]:
+    def provision(
+        self, device_id: str, bin_id: str, into: FakeDevice, *extra: str
+    ) -> dict[str, Any]:
+        """`smartbins provision DEVICE --bin BIN [extra flags]`; the config goes into ``into``."""
         rc = self.cli(
             "provision",
             device_id,
             "--bin",
             bin_id,
+            *extra,
             *self.cli_args(),
             "--out",
             str(self.configs),

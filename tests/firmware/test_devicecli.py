@@ -1,20 +1,22 @@
 """The technicians' commands against a real broker, registry and InfluxDB: provision (single
-and bulk), revoke, rotate, move, decommission, calibrate (applied by the firmware at its next
-wake), flash --dry-run, and the settings file."""
+and bulk), revoke, rotate, move, decommission, device config and calibrate (each publishes the
+device's recorded config, applied by the firmware at its next wake), flash --dry-run, and the
+settings file."""
 
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
 import pytest
-from fwtools import FakeDevice, Fleet
+from fwtools import FIRMWARE, FakeDevice, Fleet, mp_run
 
 from smartbins import protocol as p
 from smartbins.devicecli import DeviceCliSettings, empty_distance, flash_commands
 from smartbins.passwords import verify_password
-from smartbins.registry import Registry
+from smartbins.registry import UNCALIBRATED_EMPTY_MM, UNCALIBRATED_FULL_MM, Registry
 from smartbins.servers import InfluxDB
 from smartbins.settings import ConfigError, load
 
@@ -60,7 +62,9 @@ def test_provision_writes_a_private_config_and_never_prints_the_secret(
     assert not probe.connect().is_failure
 
 
-def test_bulk_provisions_all_or_nothing(fleet: Fleet, tmp_path: Path) -> None:
+def test_bulk_provisions_all_or_nothing(
+    fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.csv"
     good.write_text("device_id,bin_id\ncli-b1,bin-11\ncli-b2,bin-12\ncli-b3,bin-13,tof\n")
     assert provision(fleet, "--bulk", str(good)) == 0
@@ -74,6 +78,11 @@ def test_bulk_provisions_all_or_nothing(fleet: Fleet, tmp_path: Path) -> None:
     assert not (fleet.configs / "cli-b4").exists()
     with Registry(fleet.registry_path) as reg:
         assert "cli-b4" not in {d.id for d in reg.devices()}
+    bad.write_text("cli-b6,bin-14,tof\ncli-b7,bin-15,lidar\n")
+    capsys.readouterr()
+    assert provision(fleet, "--bulk", str(bad)) == 1
+    assert "bad.csv:2: sensor 'lidar' is not one of ultrasonic, tof" in capsys.readouterr().err
+    assert not (fleet.configs / "cli-b6").exists()
 
 
 def test_rotate_move_decommission(fleet: Fleet, mqtt_probe_factory) -> None:
@@ -118,6 +127,7 @@ def test_calibrate_from_recent_readings_reaches_the_firmware(
     )
     monkeypatch.setenv("SMARTBINS_SERVICE_PASSWORD", fleet.service.password)
     monkeypatch.setenv("SMARTBINS_INFLUX_PASSWORD", influxdb.password)
+    assert device_config(fleet, "cli-cal", "--interval", "1200", "--fire-temp", "65") == 0
     capsys.readouterr()
     rc = fleet.cli(
         "calibrate",
@@ -141,10 +151,14 @@ def test_calibrate_from_recent_readings_reaches_the_firmware(
     with Registry(fleet.registry_path) as reg:
         d = reg.device("cli-cal")
         assert (d.cal, d.empty_mm, d.full_mm) == (1, 1200, 250)
-    # The device reads the retained config at its next wake and uses it from then on.
+    # The device reads the retained config at its next wake and uses it from then on: the
+    # new calibration, and the interval and fire threshold set before, not protocol defaults.
     fake_device.scenario(distance_mm=725.0)
     fake_device.run(1)
-    assert fake_device.state()["cfg"]["empty_mm"] == 1200
+    applied = fake_device.state()["cfg"]
+    assert (applied["empty_mm"], applied["full_mm"], applied["cal"]) == (1200, 250, 1)
+    assert (applied["interval"], applied["fire_temp"], applied["tilt"]) == (1200, 65.0, 45.0)
+    assert fake_device.wakes()[-1]["sleep_ms"] == 1_200_000
     fake_device.run(1)
     last = fake_device.records()[-1]
     assert last["cal"] == 1
@@ -228,3 +242,133 @@ def test_wifi_password_goes_into_the_config_not_the_output(
     monkeypatch.delenv("SMARTBINS_WIFI_PASSWORD")
     assert provision(fleet, "cli-wifi2", "--bin", "bin-19", "--wifi-ssid", "kommune-iot") == 1
     assert "SMARTBINS_WIFI_PASSWORD" in capsys.readouterr().err
+
+
+def device_config(fleet: Fleet, device: str, *flags: str) -> int:
+    return fleet.cli(
+        "device",
+        "config",
+        device,
+        *flags,
+        *fleet.cli_args(),
+        "--broker-host",
+        "127.0.0.1",
+        "--broker-port",
+        str(fleet.port),
+    )
+
+
+def retained_config(fleet: Fleet, device: str, password: str, mqtt_probe_factory) -> p.DeviceConfig:
+    """The retained config as the device itself receives it, decoded with the protocol module."""
+    probe = mqtt_probe_factory(fleet.port, device, password)
+    assert not probe.connect().is_failure
+    topic = p.topic_for("config", device)
+    probe.subscribe(topic)
+    probe.wait_for(lambda msgs: any(m.topic == topic for m in msgs))
+    (msg,) = probe.received(topic)
+    assert msg.retain
+    decoded = p.parse_message(msg.topic, msg.payload)
+    assert isinstance(decoded, p.DeviceConfig)
+    return decoded
+
+
+def test_provision_records_thresholds_and_writes_them_into_config_json(
+    fleet: Fleet, fake_device: FakeDevice, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = fleet.provision(
+        "cli-thr", "bin-30", fake_device, "--interval", "1800", "--tilt", "30"
+    )
+    assert settings["config"] == {
+        "interval": 1800,
+        "interval_near_full": 900,
+        "interval_low_battery": 14400,
+        "near_full": 80.0,
+        "low_battery": 3300,
+        "fire_temp": 70.0,
+        "fire_rise": 20.0,
+        "tilt": 30.0,
+    }
+    with Registry(fleet.registry_path) as reg:
+        assert (reg.thresholds("cli-thr")["interval_s"], reg.thresholds("cli-thr")["tilt_deg"]) == (
+            1800,
+            30.0,
+        )
+    # The firmware runs with them from its first wake, before any retained config.
+    fake_device.scenario(wifi=False, tilt_deg=35.0)
+    fake_device.run(1)
+    assert fake_device.wakes()[-1]["sleep_ms"] == 1_800_000
+    assert fake_device.records()[-1]["flags"] & p.Flag.TILT
+    # A bad value names the field and provisions nothing.
+    capsys.readouterr()
+    assert provision(fleet, "cli-thr2", "--bin", "bin-31", "--near-full", "500") == 1
+    assert "near_full: 500.0 is out of range [0, 200] %" in capsys.readouterr().err
+    assert not (fleet.configs / "cli-thr2").exists()
+
+
+def test_device_config_records_and_publishes_the_whole_current_config(
+    fleet: Fleet,
+    fake_device: FakeDevice,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mqtt_probe_factory,
+) -> None:
+    settings = fleet.provision("cli-dc", "bin-32", fake_device, "--tilt", "30")
+    monkeypatch.setenv("SMARTBINS_SERVICE_PASSWORD", fleet.service.password)
+    with Registry(fleet.registry_path) as reg:
+        reg.set_calibration("cli-dc", 1400, 280)
+    capsys.readouterr()
+    assert device_config(fleet, "cli-dc", "--interval", "600", "--near-full", "70") == 0
+    out = capsys.readouterr().out
+    assert "cli-dc (ultrasonic, active): calibration 1: empty 1400 mm, full 280 mm" in out
+    assert re.search(r"\* interval +600 s ", out) and "config published" in out
+    config = retained_config(fleet, "cli-dc", settings["password"], mqtt_probe_factory)
+    assert (config.interval_s, config.near_full_pct) == (600, 70.0)  # changed now
+    assert config.tilt_deg == 30.0  # as provisioned
+    assert (config.cal, config.empty_mm, config.full_mm) == (1, 1400, 280)  # kept
+    assert config.fire_temp_c == p.DeviceConfig.fire_temp_c
+    # Without flags: shown, not published again.
+    assert device_config(fleet, "cli-dc") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\n   near_full +70 %", out) and "published" not in out
+    again = retained_config(fleet, "cli-dc", settings["password"], mqtt_probe_factory)
+    assert again.server_ts_ms == config.server_ts_ms
+    # A bad value names the field; nothing is recorded or published.
+    assert device_config(fleet, "cli-dc", "--interval", "5", "--tilt", "10") == 1
+    assert "interval: 5 is out of range [10, 604800] s" in capsys.readouterr().err
+    with Registry(fleet.registry_path) as reg:
+        assert (reg.thresholds("cli-dc")["interval_s"], reg.thresholds("cli-dc")["tilt_deg"]) == (
+            600,
+            30.0,
+        )
+    assert retained_config(fleet, "cli-dc", settings["password"], mqtt_probe_factory) == config
+    assert device_config(fleet, "no-such-device", "--interval", "60") == 1
+    assert "no device 'no-such-device'" in capsys.readouterr().err
+
+
+def test_device_config_of_an_uncalibrated_device_keeps_it_uncalibrated(
+    fleet: Fleet, fake_device: FakeDevice, monkeypatch: pytest.MonkeyPatch, mqtt_probe_factory
+) -> None:
+    """A short interval before calibrating (to gather readings quickly) must not make the
+    device believe it is calibrated."""
+    settings = fleet.provision("cli-uncal", "bin-33", fake_device)
+    monkeypatch.setenv("SMARTBINS_SERVICE_PASSWORD", fleet.service.password)
+    assert device_config(fleet, "cli-uncal", "--interval", "60") == 0
+    config = retained_config(fleet, "cli-uncal", settings["password"], mqtt_probe_factory)
+    assert (config.cal, config.interval_s) == (0, 60)
+    fake_device.scenario()
+    fake_device.run(2)  # the first wake receives the config, the second measures with it
+    last = fake_device.records()[-1]
+    assert last["flags"] & p.Flag.UNCALIBRATED and last["interval"] == 60
+
+
+def test_firmware_defaults_are_the_protocol_and_registry_defaults() -> None:
+    """The firmware cannot import smartbins: its copy of the defaults is checked here."""
+    fw = json.loads(mp_run(FIRMWARE.parent / "tests/firmware/mp_defaults.py"))
+    assert (fw["cal"], fw["empty_mm"], fw["full_mm"]) == (
+        0,
+        UNCALIBRATED_EMPTY_MM,
+        UNCALIBRATED_FULL_MM,
+    )
+    for spec in p.CONFIG_FIELDS:
+        if spec.attr not in ("server_ts_ms", "cal", "empty_mm", "full_mm"):
+            assert fw[spec.key] == getattr(p.DeviceConfig, spec.attr), spec.key

@@ -1,0 +1,6 @@
+# smartbins firmware tests: print the firmware's config defaults (main.DEFAULTS) as JSON.
+import json
+
+import main
+
+print(json.dumps(main.DEFAULTS))
