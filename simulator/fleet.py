@@ -317,14 +317,19 @@ class BrokerFleet:
         self.thread.start()
         return self
 
-    def start_storm(self, from_s: float) -> BrokerFleet:
+    def start_storm(self, from_s: float, concurrency: int = 200) -> BrokerFleet:
         """A backfill storm: with the simulated clock at ``from_s`` (after ``fill_buffers``),
-        every device holding readings wakes at once (up to ``max_active`` connections at a
-        time) and sends its backlog, oldest first, in batches, waiting for the end-to-end
-        acknowledgement as long as a device does (``ack_wait_s``). One wake each; ``wait()``
-        tells when all are done, ``holding()`` what stays unacknowledged."""
+        every device holding readings wakes at once and sends its backlog, oldest first, in
+        batches, waiting for the end-to-end acknowledgement as long as a device does
+        (``ack_wait_s``). One wake each; ``wait()`` tells when all are done, ``holding()``
+        what stays unacknowledged.
+
+        ``concurrency`` bounds the wakes in progress: this process encodes every device's
+        backlog, and with thousands of wakes at once its event loop read CONNACKs too late
+        (5 s timeouts). The devices queue here, not at the broker."""
         self._sim0 = from_s
         self._storm = True
+        self.max_active = concurrency
         self.thread = threading.Thread(target=self._thread, name="broker-fleet", daemon=True)
         self.thread.start()
         return self

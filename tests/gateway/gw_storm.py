@@ -128,8 +128,16 @@ def run_storm(
     try:
         t0 = time.monotonic()
         fleet.start_storm(from_s=last + 60)
-        wait_until(lambda: observer.total() >= total, timeout_s, 0.1,
-                   "every buffered reading acknowledged end to end")  # fmt: skip
+        try:
+            wait_until(lambda: observer.total() >= total, timeout_s, 0.1,
+                       "every buffered reading acknowledged end to end")  # fmt: skip
+        except TimeoutError as e:
+            st = fleet.stats
+            raise TimeoutError(
+                f"{e}: {observer.total()} of {total} acknowledged; fleet: {st.wakes} wakes, "
+                f"{st.connects} connects, {st.connect_failures} failed, {st.wake_errors} wake "
+                f"errors {st.errors}, {st.messages} messages, {fleet.holding()} readings held"
+            ) from None
         took = time.monotonic() - t0
         fleet.wait(60)
         stats = fleet.stop()
