@@ -116,13 +116,10 @@ class Truth:
         self.close()
 
 
-def account(
+def produced_and_dropped(
     truth_db: Path | str,
-    stored: dict[str, set[int]],
-    buffered: dict[str, set[int]],
-) -> dict[str, list[int]]:
-    """Every produced reading must be stored, dropped or still buffered, and nothing else may be
-    stored. Returns the problems per device (empty when all is accounted for)."""
+) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Per device: the seqs of every reading produced, and of those a full buffer dropped."""
     db = sqlite3.connect(str(truth_db))
     try:
         produced: dict[str, set[int]] = {}
@@ -133,6 +130,17 @@ def account(
             dropped.setdefault(dev, set()).add(seq)
     finally:
         db.close()
+    return produced, dropped
+
+
+def account(
+    truth_db: Path | str,
+    stored: dict[str, set[int]],
+    buffered: dict[str, set[int]],
+) -> dict[str, list[int]]:
+    """Every produced reading must be stored, dropped or still buffered, and nothing else may be
+    stored. Returns the problems per device (empty when all is accounted for)."""
+    produced, dropped = produced_and_dropped(truth_db)
     problems: dict[str, list[int]] = {}
     for dev in set(produced) | set(stored):
         made = produced.get(dev, set())

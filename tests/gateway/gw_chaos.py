@@ -23,7 +23,8 @@ from gw_stack import Stack
 
 from simulator.cli import start_for
 from simulator.fleet import BrokerFleet, build_world, provision_fleet
-from simulator.world import WorldOptions
+from simulator.truth import produced_and_dropped
+from simulator.world import World, WorldOptions
 from smartbins.registry import Registry
 
 VICTIMS = ("broker", "gateway", "influxd")
@@ -78,21 +79,17 @@ class ChaosResult:
         )
 
 
-def truth_counts(truth_db: Path) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
-    """(produced, dropped) per device from the simulator's ground truth."""
-    import sqlite3
-
-    db = sqlite3.connect(str(truth_db))
+def provisioned_world(
+    stack: Stack, workdir: Path, devices: int, options: WorldOptions, prefix: str
+) -> tuple[World, dict[str, str]]:
+    """A seeded city in a registry under ``workdir``, each device with its own broker account."""
+    registry = Registry(workdir / "registry.sqlite")
     try:
-        produced: dict[str, set[int]] = {}
-        for dev, seq in db.execute("SELECT device_id, seq FROM readings"):
-            produced.setdefault(dev, set()).add(seq)
-        dropped: dict[str, set[int]] = {}
-        for dev, seq in db.execute("SELECT device_id, seq FROM dropped"):
-            dropped.setdefault(dev, set()).add(seq)
-        return produced, dropped
+        world = build_world(devices, options, workdir / "truth.sqlite", registry, devices=False,
+                            device_prefix=prefix)
+        return world, provision_fleet(world, registry, stack.broker.passwords)
     finally:
-        db.close()
+        registry.close()
 
 
 def run_chaos(
@@ -121,13 +118,7 @@ def run_chaos(
     # the simulated clock must not pass real time, drain included
     options = WorldOptions(seed=seed, start_s=start_for(days + settle_timeout_s * speed / 86400),
                            days=days)
-    registry = Registry(workdir / "registry.sqlite")
-    try:
-        world = build_world(devices, options, workdir / "truth.sqlite", registry, devices=False,
-                            device_prefix=f"c{seed % 1000}")
-        passwords = provision_fleet(world, registry, stack.broker.passwords)
-    finally:
-        registry.close()
+    world, passwords = provisioned_world(stack, workdir, devices, options, f"c{seed % 1000}")
     fleet = BrokerFleet(world, stack.broker.port, passwords, speed)
     kill = {"broker": stack.broker.kill, "gateway": gw.kill, "influxd": stack.influx.kill}
     start = {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}
@@ -168,7 +159,7 @@ def run_chaos(
                 f"chaos; fleet errors {stats.errors}; gateway log tail:\n{gw.log()[-3000:]}"
             )
         world.truth.close()
-        produced, dropped = truth_counts(workdir / "truth.sqlite")
+        produced, dropped = produced_and_dropped(workdir / "truth.sqlite")
         stored = stored_seqs(stack.influx.client(), list(ids))
         stored_sets = {d: set(s) for d, s in stored.items() if s}
         expected = {d: produced.get(d, set()) - dropped.get(d, set()) for d in ids}

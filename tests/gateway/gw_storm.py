@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from gw_chaos import truth_counts
+from gw_chaos import provisioned_world
 from gw_fleet import stored_seqs
 from gw_stack import Stack
 
 from simulator.cli import start_for
-from simulator.fleet import BrokerFleet, build_world, fill_buffers, provision_fleet
+from simulator.fleet import BrokerFleet, fill_buffers
+from simulator.truth import produced_and_dropped
 from simulator.world import WorldOptions
 from smartbins import protocol as p
 from smartbins.passwords import new_secret
-from smartbins.registry import Registry
 from smartbins.servers import wait_until
 
 OBSERVER = "test.observer"
@@ -109,18 +109,12 @@ def run_storm(
     interval = WorldOptions(seed=seed, start_s=0, days=1).defaults.interval_s
     days = per_device * interval / 86400 + 2
     options = WorldOptions(seed=seed, start_s=start_for(days), days=days)
-    registry = Registry(workdir / "registry.sqlite")
-    try:
-        world = build_world(devices, options, workdir / "truth.sqlite", registry, devices=False,
-                            device_prefix=f"st{seed % 1000}")
-        passwords = provision_fleet(world, registry, stack.broker.passwords)
-    finally:
-        registry.close()
+    world, passwords = provisioned_world(stack, workdir, devices, options, f"st{seed % 1000}")
     t = time.monotonic()
     last = fill_buffers(world, per_device)
     fill_s = time.monotonic() - t
     world.truth.close()
-    produced, dropped = truth_counts(workdir / "truth.sqlite")
+    produced, dropped = produced_and_dropped(workdir / "truth.sqlite")
     total = sum(len(s) for s in produced.values())
     progress(f"  {devices} devices hold {total} readings (built in {fill_s:.0f} s); storm")
     observer = AckObserver(stack.broker.port, observer_password)
