@@ -21,7 +21,7 @@ from simulator import city as city_mod
 from simulator.acknowledger import AckStore
 from simulator.collections import Collections
 from simulator.device import VirtualDevice
-from simulator.mqtt_client import Connection, Message, MqttError, connect
+from simulator.mqtt_client import Connection, Message, MqttError, connect, connect_packet
 from simulator.truth import Truth
 from simulator.world import World, WorldOptions
 from smartbins import protocol as p
@@ -221,6 +221,7 @@ class BrokerFleet:
         self.paused: set[int] = set()
         self.active: dict[int, asyncio.Task[None]] = {}
         self.conns: dict[int, Connection] = {}
+        self._connect_packets: dict[int, bytes] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.done = threading.Event()
@@ -359,11 +360,13 @@ class BrokerFleet:
 
     async def _network_wake(self, i: int) -> None:
         dev = self.world.devices[i]
+        packet = self._connect_packets.get(i)
+        if packet is None:  # a device's CONNECT never changes: build it once
+            packet = self._connect_packets[i] = connect_packet(
+                dev.id, dev.id, self.passwords[dev.id], dev.will(), clean=False, keepalive=60)
         try:
-            conn = await connect(
-                self.port, dev.id, dev.id, self.passwords[dev.id], will=dev.will(),
-                clean=False, keepalive=60, timeout=self.connect_timeout_s,
-            )
+            conn = await connect(self.port, dev.id, timeout=self.connect_timeout_s,
+                                 packet=packet)
         except MqttError as e:
             self.stats.connect_failures += 1
             self.stats.error(e)
@@ -402,8 +405,9 @@ class BrokerFleet:
             self.conns.pop(i, None)
 
     def _take_in(self, dev: VirtualDevice, conn: Connection) -> None:
-        while not conn.messages.empty():
-            self._handle(dev, conn.messages.get_nowait())
+        messages = conn.messages
+        while messages:
+            self._handle(dev, messages.popleft())
 
     def _handle(self, dev: VirtualDevice, msg: Message) -> None:
         try:
