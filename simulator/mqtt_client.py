@@ -73,6 +73,10 @@ def connect_packet(
     return _packet(CONNECT, 0, body)
 
 
+def puback_packet(pid: int) -> bytes:
+    return bytes((PUBACK << 4, 2, pid >> 8, pid & 0xFF))
+
+
 def publish_packet(topic: str, payload: bytes, pid: int, retain: bool = False) -> bytes:
     return _packet(PUBLISH, 0x02 | (0x01 if retain else 0),
                    _str(topic) + struct.pack("!H", pid) + payload)
@@ -89,6 +93,7 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+    pid: int = 0  #: packet id (QoS 1), for a client that acknowledges by hand
 
 
 _READ_SIZE = 65536
@@ -104,6 +109,10 @@ class Connection:
     themselves at a thousand connects a second (bench/simulator_scale.py). Writes go straight
     to ``send``; only a write the kernel does not take whole is buffered until writable.
     Parsing happens on whole received buffers, with no per-packet task. Use :func:`connect`."""
+
+    #: PUBACK incoming QoS 1 messages by itself (with the next packet); a subclass that must
+    #: acknowledge only after it handled a message (the test acknowledger) sets this False
+    auto_ack = True
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -207,10 +216,13 @@ class Connection:
             n = (body[0] << 8) | body[1]
             topic = body[2 : 2 + n].decode()
             rest = body[2 + n :]
+            pid = 0
             if qos:
-                self._owed += b"\x40\x02" + rest[:2]
+                pid = (rest[0] << 8) | rest[1]
+                if self.auto_ack:
+                    self._owed += b"\x40\x02" + rest[:2]
                 rest = rest[2:]
-            self.messages.append(Message(topic, rest, qos, bool(flags & 1)))
+            self.messages.append(Message(topic, rest, qos, bool(flags & 1), pid))
             waiter = self._msg_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -336,6 +348,7 @@ async def connect(
     timeout: float = 5.0,
     host: str = "127.0.0.1",
     packet: bytes | None = None,
+    factory: type[Connection] | None = None,
 ) -> Connection:
     """Open a connection and wait for the CONNACK (all within ``timeout``).
 
@@ -358,7 +371,7 @@ async def connect(
         sock.close()
         raise MqttError(f"cannot reach the broker at {host}:{port}: "
                         f"[Errno {err}] {os.strerror(err)}")
-    conn = Connection(sock, loop)
+    conn = (factory or Connection)(sock, loop)
     if packet is None:
         packet = connect_packet(client_id, username, password, will, clean, keepalive)
     timer = loop.call_later(timeout, _expire, conn._connack)
