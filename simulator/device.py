@@ -32,6 +32,7 @@ FIRMWARE = "sim-1.0.0"
 BUFFER_CAPACITY = 2000  #: readings the flash ring buffer holds (about 80 days hourly)
 BATCHES_PER_WAKE = 10
 RESEND_MIN_S = 60
+_TIME_ESTIMATED = int(p.Flag.TIME_ESTIMATED)  # a plain int: IntFlag operations are slow
 
 
 @dataclass
@@ -156,7 +157,7 @@ class VirtualDevice:
             f.last_ts_ms = ts
         else:
             ts = None
-            flags |= p.Flag.TIME_ESTIMATED
+            flags |= _TIME_ESTIMATED
         if len(f.buffer) >= self.capacity:
             old = f.buffer.popleft()
             f.dropped += 1
