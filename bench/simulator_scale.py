@@ -44,7 +44,8 @@ from smartbins.provisioning import (
 from smartbins.registry import Registry
 from smartbins.servers import Mosquitto, temp_workdir
 
-QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False)
+QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False,
+                      natural_tilt=False)
 
 
 def rss_mb() -> float:
