@@ -70,7 +70,7 @@ def reading_wire(e: Entry) -> dict[str, Any]:
     """``protocol.reading_to_wire(e.reading(device))`` without building and re-validating a
     Reading per send: the values are the simulator's own and every test that decodes them
     checks them. The bytes are the protocol encoder's (tested on arbitrary readings)."""
-    f = e.fields
+    f: dict[str, Any] = e.fields
     out: dict[str, Any] = {"seq": e.seq, "boot": e.boot, "ts": e.ts_ms}
     for attr, key, is_float in _WIRE_FIELDS:
         v = f.get(attr)
