@@ -14,6 +14,7 @@ One run, printed figures:
 4. memory per device: RSS growth of this process for building the N-device world.
 
 Usage: python bench/simulator_scale.py [--devices 10000] [--interval 10] [--duration 60]
+       [--processes 1] [--acknowledgers 2] [--profile FILE]
 Target (issue 4): at least 1,000 wakes/s sustained (10,000 devices every 10 s). The steady
 rate cannot exceed the offered load (devices / interval; the protocol's shortest interval is
 10 s): ``--devices 15000`` offers 1,500 wakes/s to show the headroom, and the CPU per wake of
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import multiprocessing as mp
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -119,19 +122,37 @@ def acknowledger_process(port: int, user: str, pw: str, ready: mp.Event, stop: m
 
 def fleet_process(k: int, procs: int, n: int, opts: WorldOptions, workdir: Path, port: int,
                   passwords: dict[str, str], duration: float, interval: int, ready: mp.Event,
-                  go: mp.Event, results: mp.Queue) -> None:
-    """One shard of the fleet (devices k, k+procs, ...): same seed, so the same world."""
+                  go: mp.Event, results: mp.Queue, profile: str | None) -> None:
+    """One shard of the fleet (devices k, k+procs, ...): same seed, so the same world. The
+    fleet runs in this process's main thread (so cProfile sees it with ``--profile``); a
+    helper thread samples the counters once a second for the steady-state rate."""
     world = build_world(n, opts, workdir / f"truth-{k}.sqlite", device_prefix="kbh")
     fleet = BrokerFleet(world, port, passwords, speed=1.0, only=range(k, n, procs))
     ready.set()
     go.wait(60)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, os0 = time.perf_counter(), time.process_time(), os.times()
     marks: list[tuple[float, int, int]] = []
-    fleet.start(until_s=opts.start_s + duration)
-    while not fleet.wait(1.0):
-        marks.append((time.perf_counter() - t0, fleet.stats.wakes, fleet.stats.connects))
-    stats = fleet.stop()
+    ended = threading.Event()
+
+    def sample() -> None:
+        while not ended.wait(1.0):
+            marks.append((time.perf_counter() - t0, fleet.stats.wakes, fleet.stats.connects))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        prof.enable()
+    try:
+        stats = fleet.run(until_s=opts.start_s + duration)
+    finally:
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}.{k}")
+        ended.set()
+        sampler.join()
     el = time.perf_counter() - t0
+    os1 = os.times()
     steady = [m for m in marks if m[0] >= interval + 1]
     if len(steady) >= 2:
         (ta, wa, ca), (tb, wb, cb) = steady[0], steady[-1]
@@ -140,7 +161,8 @@ def fleet_process(k: int, procs: int, n: int, opts: WorldOptions, workdir: Path,
         sw = sc = float("nan")
     world.truth.close()
     results.put({"k": k, "elapsed": el, "cpu": time.process_time() - c0, "steady_wakes": sw,
-                 "steady_connects": sc, **stats.__dict__})
+                 "steady_connects": sc, "user": os1.user - os0.user,
+                 "sys": os1.system - os0.system, **stats.__dict__})
 
 
 def main() -> int:
@@ -149,6 +171,10 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", metavar="FILE",
+                    help="cProfile each fleet process into FILE.<shard> (pstats format); the "
+                         "profiler slows the fleet, so its throughput figures are not the "
+                         "fleet's")
     ap.add_argument("--processes", type=int, default=1,
                     help="Fleet processes (shards of the same seeded world)")
     ap.add_argument("--acknowledgers", type=int, default=2,
@@ -212,7 +238,7 @@ def main() -> int:
         fleets = [
             ctx.Process(target=fleet_process, args=(
                 k, args.processes, n, opts, workdir, broker.port, passwords, args.duration,
-                args.interval, shard_ready[k], go, results), daemon=True)
+                args.interval, shard_ready[k], go, results, args.profile), daemon=True)
             for k in range(args.processes)
         ]
         for f in fleets:
@@ -237,7 +263,7 @@ def main() -> int:
         acked = sum(c.value for c in counts)
         tot = {key: sum(r[key] for r in parts) for key in (
             "wakes", "connects", "connect_failures", "wake_errors", "busy_skips",
-            "readings_sent", "cpu", "steady_wakes", "steady_connects")}
+            "readings_sent", "cpu", "user", "sys", "steady_wakes", "steady_connects")}
         lag = max(r["lag_s"] for r in parts)
         errors: dict[str, int] = {}
         for r in parts:
@@ -266,6 +292,9 @@ def main() -> int:
         per_conn_a = acpu / max(tot["connects"], 1)
         whole = per_wake + per_conn_b + per_conn_a
         cores = os.cpu_count() or 1
+        wakes = max(tot["wakes"], 1)
+        print(f"  fleet CPU per wake: {1000 * tot['user'] / wakes:.2f} ms Python (user), "
+              f"{1000 * tot['sys'] / wakes:.2f} ms kernel (sockets on loopback)")
         print(f"  CPU per wake: fleet {1000 * per_wake:.2f} ms, broker "
               f"{1000 * per_conn_b:.2f} ms, acknowledgers {1000 * per_conn_a:.2f} ms -> one "
               f"free core runs {1 / per_wake:,.0f} fleet wakes/s; fleet, broker and "
