@@ -3,21 +3,30 @@
 A stand-in for the gateway (issue: gateway) so the simulator's backfill, resend and
 acknowledgement paths can be tested now; tests only, never production. ``AckStore`` is the pure
 part (decode with the protocol module, remember what is stored, build the ``Ack``); the fast
-mode uses it in process. ``TestAcknowledger`` is the thin MQTT edge: a paho client with the
-gateway account on the shared subscription, QoS 1, acknowledging the broker message
-(``manual_ack``) only after it has "stored" the readings, then publishing the end-to-end ack.
+mode uses it in process. ``TestAcknowledger`` is the thin MQTT edge: the simulator's own
+compact client with the gateway account on the shared subscription, QoS 1, acknowledging the
+broker message only after it has "stored" the readings, then publishing the end-to-end ack.
 ``pause()`` stops acknowledging (readings pile up in the session, devices keep them buffered)
 until ``resume()``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
-import paho.mqtt.client as mqtt
-
+from simulator.mqtt_client import (
+    Connection,
+    Message,
+    MqttError,
+    connect,
+    puback_packet,
+    publish_packet,
+)
 from smartbins import protocol as p
 from smartbins.provisioning import Credentials
 
@@ -99,8 +108,32 @@ class AckStore:
             return sum(len(m) for m in self.stored.values())
 
 
+class _AckConnection(Connection):
+    """The acknowledger's subscription: every received chunk is handled whole, and what it
+    owes (the broker PUBACKs, after storing, and the end-to-end acks) leaves in one write."""
+
+    auto_ack = False  # acknowledge the broker message only after the readings are stored
+    owner: TestAcknowledger
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.messages and not self.closed:
+            out = self.owner._take(self.messages)
+            if out:
+                self._write(out)
+
+
 class TestAcknowledger:
-    """AckStore behind a real MQTT subscription with the gateway account (tests only)."""
+    """AckStore behind a real MQTT subscription with the gateway account (tests only).
+
+    One connection (clean session: a persistent member of ``$share/gateways`` that stopped
+    would keep taking its share of every later message on a shared broker, design.md) on
+    the simulator's own MQTT client, in an event loop of its own thread. Each message is
+    stored, then PUBACKed to the broker, then its acknowledgement published at QoS 1 (the
+    broker's PUBACKs for those are not waited for: an acknowledgement is idempotent and a lost
+    one is made good by the device's resend). Everything one received chunk owes goes out
+    in one write: a test stand-in should not cost the machine what the fleet it tests costs
+    (bench/simulator_scale.py runs it next to ten thousand devices)."""
 
     __test__ = False  # not a pytest test class
 
@@ -108,55 +141,114 @@ class TestAcknowledger:
                  ) -> None:
         self.store = AckStore()
         self.port = port
-        self._paused = threading.Event()
-        self._subscribed = threading.Event()
-        # A clean session: a persistent member of $share/gateways that stopped would keep
-        # taking its share of every later message on a shared broker (design.md).
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-            manual_ack=True,
+        self.creds = creds
+        self.client_id = client_id
+        self._paused = False
+        self._held: list[Message] = []
+        self._pid = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.conn: _AckConnection | None = None
+        self._thread: threading.Thread | None = None
+        self._closed: asyncio.Future[None] | None = None
+
+    def _take(self, messages: deque[Message]) -> bytes:
+        """Store what arrived (or hold it while paused); return what to write."""
+        out = bytearray()
+        while messages:
+            msg = messages.popleft()
+            if self._paused:
+                self._held.append(msg)
+                continue
+            out += self._process(msg)
+        return bytes(out)
+
+    def _process(self, msg: Message) -> bytes:
+        ack = self.store.handle(msg.topic, msg.payload)
+        out = puback_packet(msg.pid) if msg.qos else b""
+        if ack is not None:
+            self._pid = self._pid % 65535 + 1
+            out += publish_packet(ack[0], ack[1], self._pid)
+        return out
+
+    async def _connect(self) -> None:
+        conn = await connect(
+            self.port, self.client_id, self.creds.username, self.creds.password, clean=True,
+            keepalive=0, factory=_AckConnection,
         )
-        self.client.username_pw_set(creds.username, creds.password)
-        self.client.max_inflight_messages_set(1000)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.on_message = self._on_message
-        self._held: list[mqtt.MQTTMessage] = []
-
-    def _on_connect(self, client: mqtt.Client, u: object, flags: object, rc: object, pr: object
-                    ) -> None:
-        client.subscribe(p.shared_subscription(), qos=1)
-
-    def _on_message(self, client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
-        if self._paused.is_set():
-            self._held.append(msg)
-            return
-        self._process(msg)
-
-    def _process(self, msg: mqtt.MQTTMessage) -> None:
-        out = self.store.handle(msg.topic, msg.payload)
-        self.client.ack(msg.mid, msg.qos)
-        if out is not None:
-            self.client.publish(*out, qos=1)
+        assert isinstance(conn, _AckConnection)
+        conn.owner = self
+        await conn.subscribe([p.shared_subscription()])
+        self.conn = conn
 
     def start(self, timeout: float = 5.0) -> TestAcknowledger:
-        self.client.connect("127.0.0.1", self.port, keepalive=30)
-        self.client.loop_start()
-        if not self._subscribed.wait(timeout):
-            raise TimeoutError("test acknowledger: no SUBACK")
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = self.loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(asyncio.wait_for(self._connect(), timeout))
+                self._closed = loop.create_future()
+            except BaseException as e:  # reported by start()
+                failure.append(e)
+            started.set()
+            try:
+                if not failure:
+                    loop.run_until_complete(self._closed)  # type: ignore[arg-type]
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.client_id, daemon=True)
+        self._thread.start()
+        started.wait(timeout + 5)
+        if failure or self.conn is None:
+            raise TimeoutError(f"test acknowledger: no SUBACK ({failure[0] if failure else ''})")
         return self
+
+    def _in_loop(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` in the acknowledger's loop and wait for it."""
+        if self.loop is None or self._thread is None or not self._thread.is_alive():
+            fn()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(run)
+        done.wait(5)
 
     def pause(self) -> None:
         """Stop storing and acknowledging (like a gateway whose database is down)."""
-        self._paused.set()
+
+        def do() -> None:
+            self._paused = True
+
+        self._in_loop(do)
 
     def resume(self) -> None:
-        held, self._held = self._held, []
-        self._paused.clear()
-        for msg in held:
-            self._process(msg)
+        def do() -> None:
+            self._paused = False
+            held, self._held = self._held, []
+            out = b"".join(self._process(m) for m in held)
+            if out and self.conn is not None and not self.conn.closed:
+                self.conn._write(out)
+
+        self._in_loop(do)
 
     def stop(self) -> None:
-        self.client.unsubscribe(p.shared_subscription())
-        self.client.disconnect()
-        self.client.loop_stop()
+        def do() -> None:
+            conn = self.conn
+            if conn is not None and not conn.closed:
+                with contextlib.suppress(MqttError):
+                    conn._write(b"\xe0\x00")  # DISCONNECT: a clean session ends with it
+                conn.abort()
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+
+        self._in_loop(do)
+        if self._thread is not None:
+            self._thread.join(5)

@@ -41,6 +41,7 @@ class FaultConfig:
     offline: float = _RATES["offline"]
     reboot: float = _RATES["reboot"]
     natural_gaps: bool = _RATES["natural_gaps"]
+    natural_tilt: bool = _RATES["natural_tilt"]
 
     def rates(self) -> fl.FaultRates:
         return fl.FaultRates(**{k: getattr(self, k) for k in self.__dataclass_fields__})

@@ -21,8 +21,10 @@ source here).
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from smartbins import protocol as p
 
@@ -30,6 +32,7 @@ FIRMWARE = "sim-1.0.0"
 BUFFER_CAPACITY = 2000  #: readings the flash ring buffer holds (about 80 days hourly)
 BATCHES_PER_WAKE = 10
 RESEND_MIN_S = 60
+_TIME_ESTIMATED = int(p.Flag.TIME_ESTIMATED)  # a plain int: IntFlag operations are slow
 
 
 @dataclass
@@ -51,6 +54,33 @@ class Entry:
             device=device, seq=self.seq, boot=self.boot, ts_ms=self.ts_ms, flags=self.flags,
             **self.fields,  # type: ignore[arg-type]
         )
+
+
+#: the protocol's compact JSON (smartbins.protocol._compact), with the encoder built once
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+#: (field name, wire key, float field) in the protocol's order after seq, boot, ts
+#: (smartbins.protocol.READING_FIELDS; tests/simulator/test_device.py holds the two equal)
+_WIRE_FIELDS = tuple(
+    (f.attr, f.key, f.kind == "float")
+    for f in p.READING_FIELDS if f.attr not in ("seq", "boot", "ts_ms", "flags", "errors")
+)
+
+
+def reading_wire(e: Entry) -> dict[str, Any]:
+    """``protocol.reading_to_wire(e.reading(device))`` without building and re-validating a
+    Reading per send: the values are the simulator's own and every test that decodes them
+    checks them. The bytes are the protocol encoder's (tested on arbitrary readings)."""
+    f: dict[str, Any] = e.fields
+    out: dict[str, Any] = {"seq": e.seq, "boot": e.boot, "ts": e.ts_ms}
+    for attr, key, is_float in _WIRE_FIELDS:
+        v = f.get(attr)
+        if v is not None:
+            out[key] = float(v) if is_float else v
+    out["flags"] = e.flags
+    errors = f.get("errors")
+    if errors:
+        out["err"] = list(errors)
+    return out
 
 
 @dataclass
@@ -89,6 +119,7 @@ class VirtualDevice:
         self.online_sent = False  #: status online published in this boot
         self.session = False  #: whether the broker should hold our session (subscribed)
         self.on_drop = None  # callable(seq, t_ms) set by the fleet to record drops in the truth
+        self._topics: tuple[str, str] | None = None  #: reading and batch topics, made once
 
     # ------------------------------------------------------------------ flash and clock
 
@@ -126,7 +157,7 @@ class VirtualDevice:
             f.last_ts_ms = ts
         else:
             ts = None
-            flags |= p.Flag.TIME_ESTIMATED
+            flags |= _TIME_ESTIMATED
         if len(f.buffer) >= self.capacity:
             old = f.buffer.popleft()
             f.dropped += 1
@@ -223,15 +254,22 @@ class VirtualDevice:
         for e in due:
             e.sent_ms = t_ms
             e.sends += 1
+        topics = self._topics
+        if topics is None:
+            topics = self._topics = (p.topic_for("reading", self.id),
+                                     p.topic_for("batch", self.id))
         if len(due) == 1:
-            topic, payload = p.encode_message(due[0].reading(self.id))
-            return [Outgoing(topic, payload, (due[0].seq,))]
+            payload = _JSON.encode(
+                {"v": p.SCHEMA_VERSION, "dev": self.id, **reading_wire(due[0])}).encode()
+            return [Outgoing(topics[0], _within(payload, p.MAX_READING_BYTES, self.id),
+                             (due[0].seq,))]
         out = []
         for i in range(0, len(due), p.DEVICE_BATCH_READINGS):
             chunk = due[i : i + p.DEVICE_BATCH_READINGS]
-            batch = p.ReadingBatch(self.id, tuple(e.reading(self.id) for e in chunk))
-            topic, payload = p.encode_message(batch)
-            out.append(Outgoing(topic, payload, tuple(e.seq for e in chunk)))
+            payload = _JSON.encode({"v": p.SCHEMA_VERSION, "dev": self.id,
+                                    "readings": [reading_wire(e) for e in chunk]}).encode()
+            out.append(Outgoing(topics[1], _within(payload, p.MAX_BATCH_BYTES, self.id),
+                                tuple(e.seq for e in chunk)))
         return out
 
     def status_online(self, t_ms: int, battery_mv: int | None, rssi: int | None
@@ -253,3 +291,11 @@ class VirtualDevice:
 
     def will(self) -> tuple[str, bytes]:
         return p.encode_message(p.Status(self.id, "lost"))
+
+
+def _within(payload: bytes, limit: int, device: str) -> bytes:
+    """The encoder's size check (protocol.encode_message raises the same)."""
+    if len(payload) > limit:
+        raise p.PayloadError(
+            p.Reason.OVERSIZE, f"payload: {len(payload)} bytes, at most {limit}", device=device)
+    return payload

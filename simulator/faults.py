@@ -1,9 +1,10 @@
 """Seeded fault schedules for virtual devices, and what each fault does to a measurement.
 
 A schedule is a tuple of :class:`Fault` windows per device, drawn from per-kind rates
-(expected windows per device per 30 days) plus the natural outages fitted on the real data
-(``gap_*`` parameters). Pure: the same seed, device index and period give the same schedule,
-whichever mode runs it. Tests build schedules by hand with :func:`single`.
+(expected windows per device per 30 days) plus the natural outages and lid tilt excursions
+fitted on the real data (``gap_*`` and ``tilt_event*`` parameters). Pure: the same seed,
+device index and period give the same schedule, whichever mode runs it. Tests build schedules
+by hand with :func:`single`.
 
 Kinds and their effect while active:
 
@@ -66,6 +67,7 @@ class FaultRates:
     offline: float = 0.3
     reboot: float = 0.2
     natural_gaps: bool = True  #: add the outages fitted on the Frankfurt data
+    natural_tilt: bool = True  #: add the lid tilt excursions fitted on the Frankfurt data
     hours: dict[str, float] = field(
         default_factory=lambda: {
             "noise": 48, "spike": 24, "timeout": 12, "stuck": 72, "drift": 240, "ghost": 96,
@@ -116,6 +118,15 @@ def schedule(
             start = int(rng.uniform(t0_s, t1_s))
             hours = float(np.exp(rng.normal(params.gap_log_mu, params.gap_log_sigma)))
             out.append(Fault(Kind.OFFLINE, start, start + int(hours * 3600)))
+    if rates.natural_tilt and params.tilt_events_per_30d > 0 and params.tilt_event_deg:
+        # the data's excursions: single readings of 10-180° (a lid left open, a bin knocked),
+        # next to the ``tilt`` rate above, which is an assumption for longer events
+        n = int(rng.poisson(params.tilt_events_per_30d * span_days / 30))
+        for _ in range(n):
+            start = int(rng.uniform(t0_s, t1_s))
+            angle = float(rng.choice(np.asarray(params.tilt_event_deg)))
+            out.append(Fault(Kind.TILT, start, start + max(60, int(params.tilt_event_h * 3600)),
+                             angle))
     return tuple(sorted(out, key=lambda f: (f.start_s, f.kind.value)))
 
 

@@ -87,7 +87,11 @@ class FillParams:
     temp_daily_c: float  #: amplitude of the daily cycle, peak at 14:00 local
     battery_start_mv: float
     battery_mv_per_day: float
-    tilt_prob: float  #: chance a reading shows the lid tilted beyond 10°
+    tilt_mount_deg: tuple[float, ...]  #: lid angle of each sensor as mounted [°], as observed
+    tilt_jitter_deg: float  #: spread of a sensor's readings around its mounting angle [°]
+    tilt_events_per_30d: float  #: excursions of 10° or more per sensor and 30 days
+    tilt_event_h: float  #: mean length of an excursion [h]
+    tilt_event_deg: tuple[float, ...]  #: excursion angles [°], as observed
     targets: dict[str, float] = field(default_factory=dict)  #: data statistics fitted to
 
     def __post_init__(self) -> None:
@@ -97,6 +101,8 @@ class FillParams:
         object.__setattr__(self, "hour", tuple(self.hour))
         object.__setattr__(self, "ghost_fracs", tuple(self.ghost_fracs))
         object.__setattr__(self, "ghost_shares", tuple(self.ghost_shares))
+        object.__setattr__(self, "tilt_mount_deg", tuple(self.tilt_mount_deg))
+        object.__setattr__(self, "tilt_event_deg", tuple(self.tilt_event_deg))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -14,8 +14,13 @@ simulator_scale.py measures both). Protocol errors raise :class:`MqttError`.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import socket
 import struct
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
@@ -68,12 +73,16 @@ def connect_packet(
     return _packet(CONNECT, 0, body)
 
 
+def puback_packet(pid: int) -> bytes:
+    return bytes((PUBACK << 4, 2, pid >> 8, pid & 0xFF))
+
+
 def publish_packet(topic: str, payload: bytes, pid: int, retain: bool = False) -> bytes:
     return _packet(PUBLISH, 0x02 | (0x01 if retain else 0),
                    _str(topic) + struct.pack("!H", pid) + payload)
 
 
-def _expire(fut: asyncio.Future[bytes]) -> None:
+def _expire(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())
 
@@ -84,64 +93,122 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+    pid: int = 0  #: packet id (QoS 1), for a client that acknowledges by hand
 
 
-class Connection(asyncio.Protocol):
-    """One MQTT connection (one device wake), as an asyncio Protocol: parsing happens in
-    ``data_received`` on whole buffers, with no per-packet task (cheap enough for a thousand
-    connects a second). Use :func:`connect` to make one."""
+_READ_SIZE = 65536
 
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
+
+class Connection:
+    """One MQTT connection (one device wake) on a non-blocking socket watched by the event
+    loop's selector (``add_reader``), with no asyncio transport or stream in between.
+
+    Why no transport: a device wake is a handful of tiny packets, and an asyncio transport's
+    set-up (``create_connection``: address resolution, a writer callback for the connect, a
+    waiter, two scheduled callbacks) and per-write bookkeeping cost more than the packets
+    themselves at a thousand connects a second (bench/simulator_scale.py). Writes go straight
+    to ``send``; only a write the kernel does not take whole is buffered until writable.
+    Parsing happens on whole received buffers, with no per-packet task. Use :func:`connect`."""
+
+    #: PUBACK incoming QoS 1 messages by itself (with the next packet); a subclass that must
+    #: acknowledge only after it handled a message (the test acknowledger) sets this False
+    auto_ack = True
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sock = sock
+        self._fd = sock.fileno()
         self.session_present = False
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
-        self._buf = bytearray()
+        #: messages the session delivered, oldest first (PUBACKed with our next packet)
+        self.messages: deque[Message] = deque()
+        self._msg_waiter: asyncio.Future[Any] | None = None
+        self._buf = b""
+        self._wbuf = bytearray()
         #: PUBACKs owed for incoming messages, sent with our next packet (usually DISCONNECT):
         #: one loopback send less per wake, and QoS 1 allows it (unacknowledged ones are
         #: redelivered to the persistent session, and acknowledgements are idempotent)
-        self._owed = bytearray()
+        self._owed = b""
         self._pid = 0
         self._waiting: dict[tuple[int, int], asyncio.Future[bytes]] = {}
-        self._connack: asyncio.Future[bytes] = self.loop.create_future()
-        # nobody may be waiting when the connection drops: mark the error as seen
-        self._connack.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._lost: asyncio.Future[None] = self.loop.create_future()
+        self._connack: asyncio.Future[bytes] = loop.create_future()
+        self._lost: asyncio.Future[Any] | None = None
         self.closed = False
+        self.error: OSError | None = None  #: the socket error that ended the connection
+        loop.add_reader(self._fd, self._on_readable)
 
-    # ---------------------------------------------------------------- asyncio.Protocol
+    # ---------------------------------------------------------------- socket events
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._connection_lost(e)
+            return
+        if not data:
+            self._connection_lost(None)
+            return
+        self.data_received(data)
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            raise MqttError("connection closed")
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0  # still connecting, or a full send buffer: wait until writable
+        except OSError as e:
+            self._connection_lost(e)
+            raise MqttError(f"connection lost: {e}") from None
+        if n < len(data):
+            self._wbuf += data[n:]
+            self.loop.add_writer(self._fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            n = self.sock.send(self._wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._connection_lost(e)
+            return
+        del self._wbuf[:n]
+        if not self._wbuf:
+            self.loop.remove_writer(self._fd)
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        while len(buf) >= 2:
-            mult, length, i = 1, 0, 1
-            while True:
-                if i >= len(buf):
-                    return
-                b = buf[i]
-                length += (b & 0x7F) * mult
+        buf = self._buf + data if self._buf else data
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            length = buf[pos + 1]
+            i = pos + 2
+            if length & 0x80:  # multi-byte remaining length (rare: long messages)
+                length, mult, i = length & 0x7F, 128, pos + 1
+                while True:
+                    i += 1
+                    if i >= end:
+                        self._buf = buf[pos:]
+                        return
+                    b = buf[i]
+                    length += (b & 0x7F) * mult
+                    if not b & 0x80:
+                        break
+                    mult *= 128
                 i += 1
-                if not b & 0x80:
-                    break
-                mult *= 128
-            if len(buf) < i + length:
-                return
-            head = buf[0]
-            body = bytes(buf[i : i + length])
-            del buf[: i + length]
-            self._dispatch(head >> 4, head & 0x0F, body)
+            if end < i + length:
+                break
+            head = buf[pos]
+            self._dispatch(head >> 4, head & 0x0F, buf[i : i + length])
+            pos = i + length
+        self._buf = buf[pos:] if pos < end else b""
 
     def _dispatch(self, kind: int, flags: int, body: bytes) -> None:
-        if kind == CONNACK:
-            if not self._connack.done():
-                self._connack.set_result(body)
-        elif kind in (PUBACK, SUBACK):
-            pid = (body[0] << 8) | body[1]
-            fut = self._waiting.pop((kind, pid), None)
+        if kind in (PUBACK, SUBACK):
+            fut = self._waiting.pop((kind, (body[0] << 8) | body[1]), None)
             if fut is not None and not fut.done():
                 fut.set_result(body[2:])
         elif kind == PUBLISH:
@@ -149,22 +216,44 @@ class Connection(asyncio.Protocol):
             n = (body[0] << 8) | body[1]
             topic = body[2 : 2 + n].decode()
             rest = body[2 + n :]
+            pid = 0
             if qos:
-                self._owed += bytes([PUBACK << 4, 2]) + rest[:2]
+                pid = (rest[0] << 8) | rest[1]
+                if self.auto_ack:
+                    self._owed += b"\x40\x02" + rest[:2]
                 rest = rest[2:]
-            self.messages.put_nowait(Message(topic, rest, qos, bool(flags & 1)))
+            self.messages.append(Message(topic, rest, qos, bool(flags & 1), pid))
+            waiter = self._msg_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif kind == CONNACK and not self._connack.done():
+            self._connack.set_result(body)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self._lost.done():
+    def _connection_lost(self, exc: OSError | None) -> None:
+        if self.closed:
+            return
+        self.error = exc
+        self._close_socket()
+        if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         err = MqttError("connection closed by the broker")
         if not self._connack.done():
             self._connack.set_exception(err)
+            self._connack.exception()  # nobody may be waiting: mark it retrieved
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(err)
         self._waiting.clear()
+        if self._msg_waiter is not None and not self._msg_waiter.done():
+            self._msg_waiter.set_result(None)
+
+    def _close_socket(self) -> None:
+        self.closed = True
+        self.loop.remove_reader(self._fd)
+        if self._wbuf:
+            self.loop.remove_writer(self._fd)
+            self._wbuf.clear()
+        self.sock.close()
 
     # ---------------------------------------------------------------- requests
 
@@ -173,11 +262,13 @@ class Connection(asyncio.Protocol):
         return self._pid
 
     async def _request(self, kind: int, pid: int, packet: bytes, timeout: float) -> bytes:
-        if self.closed or self.transport is None:
+        if self.closed:
             raise MqttError("connection closed")
         fut: asyncio.Future[bytes] = self.loop.create_future()
         self._waiting[(kind, pid)] = fut
-        self.transport.write(self._take_owed() + packet)
+        if self._owed:
+            packet, self._owed = self._owed + packet, b""
+        self._write(packet)
         # a plain timer, not asyncio.timeout(): this runs several times per wake, and the
         # context manager costs several times more than the timer it sets
         timer = self.loop.call_later(timeout, _expire, fut)
@@ -203,39 +294,46 @@ class Connection(asyncio.Protocol):
         pid = self._next_pid()
         await self._request(PUBACK, pid, publish_packet(topic, payload, pid, retain), timeout)
 
-    def _take_owed(self) -> bytes:
-        owed, self._owed = bytes(self._owed), bytearray()
-        return owed
-
     async def next_message(self, timeout: float) -> Message | None:
-        """The next message the session delivers, or None after ``timeout`` seconds."""
-        if not self.messages.empty():
-            return self.messages.get_nowait()
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.messages.get()
-        except TimeoutError:
-            return None
+        """The next message the session delivers, or None after ``timeout`` seconds (or when
+        the connection is gone)."""
+        if not self.messages and not self.closed and timeout > 0:
+            waiter = self._msg_waiter = self.loop.create_future()
+            timer = self.loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                pass
+            finally:
+                timer.cancel()
+                self._msg_waiter = None
+        return self.messages.popleft() if self.messages else None
 
     async def disconnect(self, timeout: float = 2.0) -> None:
         """DISCONNECT, then let the broker close first: the side that closes first keeps the
         TCP TIME_WAIT, and on the client side each one holds an ephemeral port for 60 s, which
         caps a single client address at about 470 connects/s (28k ports / 60 s)."""
-        if not self.closed and self.transport is not None:
-            self.transport.write(self._take_owed() + b"\xe0\x00")
+        if not self.closed:
+            packet, self._owed = self._owed + b"\xe0\x00", b""
+            lost = self._lost = self.loop.create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await self._lost
+                self._write(packet)
+            except MqttError:
+                return
+            timer = self.loop.call_later(timeout, _expire, lost)
+            try:
+                await lost
             except TimeoutError:
                 pass
-            self.transport.close()
-        self.closed = True
+            finally:
+                timer.cancel()
+            if not self.closed:
+                self._close_socket()
 
     def abort(self) -> None:
         """Drop the TCP connection without DISCONNECT (a power cut mid-wake): the will fires."""
-        if self.transport is not None:
-            self.transport.abort()
-        self.closed = True
+        if not self.closed:
+            self._connection_lost(None)
 
 
 async def connect(
@@ -249,23 +347,50 @@ async def connect(
     keepalive: int = 60,
     timeout: float = 5.0,
     host: str = "127.0.0.1",
+    packet: bytes | None = None,
+    factory: type[Connection] | None = None,
 ) -> Connection:
-    """Open a connection and wait for the CONNACK (all within ``timeout``)."""
+    """Open a connection and wait for the CONNACK (all within ``timeout``).
+
+    ``host`` is a numeric IPv4 address (no name lookup on the event loop). ``packet`` is the
+    CONNECT packet when the caller keeps it (a device's never changes): then ``client_id``,
+    ``username``, ``password``, ``will``, ``clean`` and ``keepalive`` are not used."""
     loop = asyncio.get_running_loop()
-    conn: Connection | None = None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        async with asyncio.timeout(timeout):
-            _, conn = await loop.create_connection(Connection, host, port)
-            assert conn.transport is not None
-            conn.transport.write(
-                connect_packet(client_id, username, password, will, clean, keepalive))
-            body = await conn._connack
-    except TimeoutError:
-        if conn is not None:
-            conn.abort()
-        raise MqttError(f"no CONNACK within {timeout:g} s") from None
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # On loopback the handshake completes inside this call (EINPROGRESS is still
+        # returned): the CONNECT can be written at once; a connect still pending (a full
+        # accept queue) makes the write wait until the socket is writable.
+        err = sock.connect_ex((host, port))
     except OSError as e:
+        sock.close()
         raise MqttError(f"cannot reach the broker at {host}:{port}: {e}") from None
+    if err not in (0, errno.EINPROGRESS):
+        sock.close()
+        raise MqttError(f"cannot reach the broker at {host}:{port}: "
+                        f"[Errno {err}] {os.strerror(err)}")
+    conn = (factory or Connection)(sock, loop)
+    if packet is None:
+        packet = connect_packet(client_id, username, password, will, clean, keepalive)
+    timer = loop.call_later(timeout, _expire, conn._connack)
+    try:
+        conn._write(packet)
+        body = await conn._connack
+    except TimeoutError:
+        conn.abort()
+        raise MqttError(f"no CONNACK within {timeout:g} s") from None
+    except MqttError:
+        conn.abort()
+        if conn.error is not None:
+            raise MqttError(f"cannot reach the broker at {host}:{port}: {conn.error}") from None
+        raise
+    except BaseException:
+        conn.abort()
+        raise
+    finally:
+        timer.cancel()
     if len(body) != 2 or body[1] != 0:
         conn.abort()
         code = body[1] if len(body) == 2 else -1

@@ -16,7 +16,8 @@ from smartbins.registry import Registry
 from smartbins.servers import wait_until
 
 START = 1_760_000_000
-QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False)
+QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False,
+                      natural_tilt=False)
 _prefix = itertools.count()
 
 

@@ -14,7 +14,8 @@ from smartbins import protocol as p
 START = 1_760_000_000
 W0, HOURS = START + 86400, 8
 W1 = W0 + HOURS * 3600
-QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False)
+QUIET = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False,
+                      natural_tilt=False)
 SCHEDULE = {
     0: (fl.single("timeout", W0, HOURS),),
     1: (fl.single("stuck", W0, HOURS),),
@@ -151,5 +152,48 @@ def test_schedule_is_seeded_and_rates_are_respected():
     assert a != fl.schedule(4, START, START + 300 * 86400, rates, params, seed=1)
     n = sum(len(fl.schedule(i, START, START + 300 * 86400, rates, params, 1)) for i in range(40))
     expected = 40 * 10 * (sum(getattr(rates, k.value) for k in fl.Kind)
-                          + params.gap_per_hour * 24 * 30)
+                          + params.gap_per_hour * 24 * 30 + params.tilt_events_per_30d)
     assert 0.7 * expected < n < 1.3 * expected
+
+
+def test_fitted_tilt_excursions_are_scheduled():
+    """The data's lid tilt excursions (params.tilt_event*) are in the schedule at their fitted
+    rate, length and angles when natural_tilt is on, and absent when it is off."""
+    from simulator.fill_model import load_params
+
+    params = load_params()
+    on = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False)
+    off = fl.FaultRates(**{k.value: 0.0 for k in fl.Kind}, natural_gaps=False,
+                        natural_tilt=False)
+    days, n = 300, 400
+    tilts = [f for i in range(n)
+             for f in fl.schedule(i, START, START + days * 86400, on, params, seed=2)]
+    assert all(f.kind is fl.Kind.TILT for f in tilts)
+    expected = n * params.tilt_events_per_30d * days / 30  # about 265
+    assert abs(len(tilts) - expected) < 4 * expected**0.5, (len(tilts), expected)
+    assert {f.magnitude for f in tilts} <= set(params.tilt_event_deg)
+    assert all(f.end_s - f.start_s == int(params.tilt_event_h * 3600) for f in tilts)
+    assert not any(fl.schedule(i, START, START + days * 86400, off, params, seed=2)
+                   for i in range(n))
+
+
+def test_lid_angle_sits_at_a_fitted_mounting_angle(tmp_path):
+    """Outside tilt events each device reports its own mounting angle (drawn from the
+    observed ones) with the fitted jitter."""
+    opts = WorldOptions(seed=4, start_s=START, days=1, rates=QUIET)
+    world = build_world(140, opts, tmp_path / "t.sqlite")
+    params = world.params
+    per_dev: dict[int, list[float]] = {}
+    for i in range(140):
+        for k in range(30):
+            entry, _ = world.wake(i, START + 600 * k)
+            per_dev.setdefault(i, []).append(entry.fields["tilt_deg"])
+    mounts = set(params.tilt_mount_deg)
+    for i, tilts in per_dev.items():
+        assert float(np.median(tilts)) == pytest.approx(world.tilt_mount[i], abs=1.0)
+        assert world.tilt_mount[i] in mounts
+    spread = np.concatenate([np.asarray(t) - world.tilt_mount[i] for i, t in per_dev.items()
+                             if world.tilt_mount[i] >= 3])  # away from the fold at 0
+    assert float(np.std(spread)) == pytest.approx(params.tilt_jitter_deg, rel=0.2)
+    # one sensor in 35 sits at 41 degrees in the data: about 4 of these 140
+    assert 1 <= sum(m >= 10 for m in world.tilt_mount) <= 10

@@ -105,3 +105,20 @@ def test_measure_reports_overfull_as_fill_over_100_or_blind_zone(params):
     rng = np.random.default_rng(2)
     m = measure(params, 110.0, 1000.0, 120.0, 0.0, 0.0, rng)
     assert m.mm is None or m.mm < 120
+
+
+def test_tilt_parameters_are_what_the_real_data_says(params):
+    """The lid angle is fitted as mounting angles, jitter and excursions (calibrate.fit_tilt),
+    and the shipped file holds exactly that fit."""
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} is absent: the Frankfurt data is not on this machine")
+    from simulator import frankfurt
+
+    fit = calibrate.fit_tilt(frankfurt.load_all(DATA))
+    assert fit["tilt_mount_deg"] == pytest.approx(params.tilt_mount_deg, abs=1e-3)
+    assert fit["tilt_event_deg"] == pytest.approx(params.tilt_event_deg, abs=1e-3)
+    for key in ("tilt_jitter_deg", "tilt_events_per_30d", "tilt_event_h"):
+        assert fit[key] == pytest.approx(getattr(params, key), abs=1e-3), key
+    # what the data shows: one sensor in 35 mounted at about 41 degrees, the rest at 0-5
+    assert sum(m >= 10 for m in params.tilt_mount_deg) == 1
+    assert max(m for m in params.tilt_mount_deg if m < 10) <= 5

@@ -1,10 +1,21 @@
 """The virtual devices' compact MQTT 3.1.1 client: byte-exact packets, and a real broker."""
 
 import asyncio
+import itertools
+import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from simulator.mqtt_client import MqttError, _packet, connect, connect_packet, publish_packet
+from simulator.mqtt_client import (
+    Connection,
+    MqttError,
+    _packet,
+    connect,
+    connect_packet,
+    publish_packet,
+)
 
 
 def test_connect_packet_bytes():
@@ -58,3 +69,33 @@ def test_round_trip_through_the_broker_with_session(broker):
         await c3.disconnect()
 
     asyncio.run(run())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=6), st.data())
+def test_incoming_packets_parse_whatever_the_chunking(payloads, data):
+    """PUBLISH packets (some with multi-byte remaining lengths) and a PUBACK, cut into
+    arbitrary chunks: every message comes out whole and in order, each QoS 1 message owes its
+    PUBACK, and the PUBACK completes the request waiting for it."""
+    payloads = [*payloads, bytes(range(256)) * 70]  # 17,920 bytes: a 3-byte remaining length
+    stream = b"".join(
+        _packet(3, 0x02, b"\x00\x03a/b" + bytes([0, k + 1]) + pl) for k, pl in enumerate(payloads)
+    ) + b"\x40\x02\x00\x63"  # PUBACK for packet id 99
+    cuts = sorted(data.draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=8)))
+
+    async def run():
+        a, b = socket.socketpair()
+        conn = Connection(a, asyncio.get_running_loop())
+        waiting = conn.loop.create_future()
+        conn._waiting[(4, 99)] = waiting
+        for lo, hi in itertools.pairwise([0, *cuts, len(stream)]):
+            conn.data_received(stream[lo:hi])
+        got = [(m.topic, m.payload, m.qos, m.pid) for m in conn.messages]
+        conn.abort()
+        b.close()
+        return got, conn._owed, waiting.done()
+
+    got, owed, acked = asyncio.run(run())
+    assert got == [("a/b", pl, 1, k + 1) for k, pl in enumerate(payloads)]
+    assert owed == b"".join(bytes([0x40, 2, 0, k + 1]) for k in range(len(payloads)))
+    assert acked
