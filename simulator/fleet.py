@@ -428,6 +428,7 @@ class BrokerFleet:
 
     async def _storm_wakes(self) -> None:
         loop = asyncio.get_running_loop()
+        self._connect_gate = asyncio.Semaphore(self.max_connecting)
         for i in self.only:
             if self._stopping:
                 break
