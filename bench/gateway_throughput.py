@@ -37,14 +37,10 @@ sys.path.insert(0, str(REPO / "tests" / "gateway"))
 import paho.mqtt.client as mqtt  # noqa: E402
 from gw_fleet import BASE_TS_MS, provision_fleet  # noqa: E402
 from gw_stack import Stack  # noqa: E402
+from gw_storm import OBSERVER_ACL, AckObserver, add_observer  # noqa: E402
 
 from smartbins import protocol as p  # noqa: E402
-from smartbins.passwords import new_secret  # noqa: E402
 from smartbins.servers import wait_until  # noqa: E402
-
-OBSERVER = "bench.observer"
-OBSERVER_ACL = f"user {OBSERVER}\ntopic read sb/down/+/ack\n"
-
 
 # --------------------------------------------------------------------------- raw MQTT 3.1.1
 
@@ -194,32 +190,18 @@ def null_subscriber(port: int, user: str, password: str, expected: int, done: mp
 
 def ack_observer(port: int, password: str, devices: int, per_device: int, done: mp.Event,
                  ready: mp.Event, acked_out: mp.Value) -> None:  # fmt: skip
-    """Counts the seqs covered by end-to-end acknowledgements, per device."""
-    covered: dict[str, set[int]] = {}
-    total = 0
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-observer")
-    c.username_pw_set(OBSERVER, password)
-
-    def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
-        nonlocal total
-        ack = p.parse_message(msg.topic, msg.payload)
-        seen = covered.setdefault(ack.device, set())  # type: ignore[union-attr]
-        before = len(seen)
-        for lo, hi in (*ack.stored, *ack.rejected):  # type: ignore[union-attr]
-            seen.update(range(lo, hi + 1))
-        total += len(seen) - before
-        acked_out.value = total
-        if total >= devices * per_device:
-            done.set()
-
-    c.on_message = on_message
-    c.on_subscribe = lambda *a: ready.set()
-    c.on_connect = lambda client, *a: client.subscribe("sb/down/+/ack", 1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    done.wait()
-    c.disconnect()
-    c.loop_stop()
+    """In its own process (off the measured processes' cores as far as two allow): counts the
+    seqs covered by end-to-end acknowledgements (gw_storm.AckObserver)."""
+    observer = AckObserver(port, password)
+    ready.set()
+    try:
+        while not done.is_set():
+            acked_out.value = observer.total()
+            if acked_out.value >= devices * per_device:
+                done.set()
+            time.sleep(0.05)
+    finally:
+        observer.close()
 
 
 # --------------------------------------------------------------------------- phases
@@ -362,8 +344,7 @@ def main() -> int:
 
     stack = Stack("bench-gw", extra_acl=OBSERVER_ACL)
     try:
-        observer_pw = new_secret()
-        stack.broker.passwords.update({OBSERVER: observer_pw})
+        observer_pw = add_observer(stack)
         stack.start()
         t = time.monotonic()
         registry = stack.workdir / "registry.sqlite"

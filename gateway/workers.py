@@ -129,9 +129,11 @@ class Supervisor:
 
     def watch(self, now: float) -> None:
         """Restart workers that died, each after a delay that grows while it keeps dying."""
+        if self.stopping:
+            return
         for w in self.workers:
-            if w.proc is None or self.stopping:
-                if w.proc is None and now >= w.next_start and not self.stopping:
+            if w.proc is None:
+                if now >= w.next_start:
                     self._spawn(w)
                 continue
             rc = w.proc.poll()

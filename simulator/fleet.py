@@ -411,9 +411,7 @@ class BrokerFleet:
             elif i in self.active or len(self.active) >= self.max_active:
                 self.stats.busy_skips += 1
             else:
-                task = asyncio.get_running_loop().create_task(self._network_wake(i))
-                self.active[i] = task
-                task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+                self._spawn_wake(i)
         if self.active:
             await asyncio.gather(*list(self.active.values()), return_exceptions=True)
         if not self._stopping:
@@ -426,8 +424,13 @@ class BrokerFleet:
         """Readings still in the buffers of this fleet's devices (not acknowledged end to end)."""
         return sum(len(self.world.devices[i].flash.buffer) for i in self.only)
 
+    def _spawn_wake(self, i: int) -> None:
+        """Device ``i``'s network exchange as a task, held in ``active`` while it runs."""
+        task = asyncio.get_running_loop().create_task(self._network_wake(i))
+        self.active[i] = task
+        task.add_done_callback(lambda _t: self.active.pop(i, None))
+
     async def _storm_wakes(self) -> None:
-        loop = asyncio.get_running_loop()
         self._connect_gate = asyncio.Semaphore(self.max_connecting)
         for i in self.only:
             if self._stopping:
@@ -436,9 +439,7 @@ class BrokerFleet:
                 continue
             while len(self.active) >= self.max_active:
                 await asyncio.sleep(0.01)
-            task = loop.create_task(self._network_wake(i))
-            self.active[i] = task
-            task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+            self._spawn_wake(i)
             self.stats.wakes += 1
             if self.stats.wakes % 256 == 0:
                 await asyncio.sleep(0)
@@ -464,9 +465,7 @@ class BrokerFleet:
                 break
             for i in holding:
                 if i not in self.active and len(self.active) < self.max_active:
-                    task = loop.create_task(self._network_wake(i))
-                    self.active[i] = task
-                    task.add_done_callback(lambda _t, i=i: self.active.pop(i, None))
+                    self._spawn_wake(i)
             await asyncio.sleep(min(period, max(0.0, deadline - loop.time())))
         if self.active:
             await asyncio.gather(*list(self.active.values()), return_exceptions=True)
