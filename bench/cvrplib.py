@@ -4,6 +4,8 @@ Usage::
 
     python bench/cvrplib.py ../shared/data/cvrplib --time-limit 5 \
         --solvers smartbins,pyvrp,ortools --out results.csv
+    python bench/cvrplib.py --time-limits 5,30 --seeds 1,2,3 --solvers smartbins,pyvrp \
+        --instances X-n101-k25,X-n125-k30
 
 Every solver gets every ``.vrp`` in the folders with the same time limit, the
 TSPLIB integer (nint EUC_2D) distances, a fleet of ceil(1.5 k) trucks and seed 1.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import sys
 import time
@@ -120,6 +123,50 @@ def available(name: str) -> bool:
     return True
 
 
+def run_table(files, names, limit: float, seed: int, rows: list, over_time: list) -> dict:
+    """One time limit and seed over all instances; prints the table, returns gaps."""
+    header = f"{'instance':<14}{'n':>6}{'BKS':>9}"
+    for s in names:
+        header += f" | {s + ' cost':>16}{'gap%':>7}{'time':>7}"
+    print(f"\ntime limit {limit:g} s, fleet ceil(1.5 k), seed {seed}")
+    print(header)
+    print("-" * len(header))
+    gaps: dict[str, dict[str, float]] = {s: {} for s in names}
+    for path in files:
+        inst = read_vrp(path)
+        _, bks = read_sol(path.with_suffix(".sol"))
+        data = inst.to_data(num_vehicles=fleet_size(inst))
+        line = f"{inst.name:<14}{inst.num_customers:>6}{bks:>9.0f}"
+        for s in names:
+            t0 = time.perf_counter()
+            routes = SOLVERS[s](inst, data, limit, seed)
+            took = time.perf_counter() - t0
+            if routes is None:
+                feasible, cost = False, float("nan")
+            else:
+                routes = [r for r in routes if r]
+                violations, _, _ = check_routes(data, list(enumerate(routes)))
+                feasible = not violations and len(routes) <= data.num_vehicles
+                cost = solution_cost(data.distance, routes)
+            gap = 100.0 * (cost / bks - 1.0) if feasible else float("nan")
+            gaps[s][inst.name] = gap
+            if took > 1.1 * limit:
+                over_time.append(f"{s} on {inst.name} ({limit:g} s, seed {seed}): {took:.2f} s")
+            line += f" | {cost:>16.0f}{gap:>7.2f}{took:>7.2f}" if feasible else (
+                f" | {'infeasible':>16}{'':>7}{took:>7.2f}")
+            rows.append({"instance": inst.name, "n": inst.num_customers, "bks": bks,
+                         "solver": s, "time_limit_s": limit, "seed": seed, "cost": cost,
+                         "gap_pct": gap, "feasible": feasible, "runtime_s": round(took, 3)})
+        print(line, flush=True)
+    print("-" * len(header))
+    mean = f"{'mean gap':<29}"
+    for s in names:
+        m = float(np.mean(list(gaps[s].values()))) if gaps[s] else float("nan")
+        mean += f" | {'':>16}{m:>7.2f}{'':>7}"
+    print(mean)
+    return gaps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run routing solvers on CVRPLIB instances and print the gap to the "
@@ -130,11 +177,17 @@ def main(argv: list[str] | None = None) -> int:
                                  / "cvrplib"],
                         help="Folders holding .vrp instances with their .sol beside them.")
     group = parser.add_argument_group("Stopping criteria")
-    group.add_argument("--time-limit", type=float, default=5.0,
-                       help="Time limit per solver and instance in seconds (default 5).")
+    group.add_argument("--time-limit", type=float, default=None,
+                       help="One time limit per solver and instance in seconds (default 5).")
+    group.add_argument("--time-limits", default=None,
+                       help="Comma-separated time limits, e.g. 5,30: each instance and seed "
+                       "runs at each, and the bench reports instances worse at a longer limit.")
     parser.add_argument("--solvers", default="smartbins,pyvrp,ortools",
                         help="Comma-separated solvers to run: smartbins, pyvrp, ortools.")
     parser.add_argument("--seed", type=int, default=1, help="Seed for every solver (default 1).")
+    parser.add_argument("--seeds", default=None, help="Comma-separated seeds (overrides --seed).")
+    parser.add_argument("--instances", default=None,
+                        help="Comma-separated instance names to run (default: all).")
     parser.add_argument("--out", type=Path, help="Write one CSV row per instance and solver.")
     args = parser.parse_args(argv)
 
@@ -148,59 +201,44 @@ def main(argv: list[str] | None = None) -> int:
         names = [s for s in names if s not in missing]
     if "smartbins" in names:
         import routing.solve  # noqa: F401  (loads the compiled kernels before any timing)
+    if args.time_limits:
+        limits = [float(x) for x in args.time_limits.split(",")]
+    else:
+        limits = [args.time_limit if args.time_limit is not None else 5.0]
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
 
     files = sorted(p for d in args.dirs for p in d.glob("*.vrp"))
+    if args.instances:
+        wanted = {x.strip() for x in args.instances.split(",")}
+        files = [f for f in files if f.stem in wanted]
     if not files:
         print(f"no .vrp files in {', '.join(map(str, args.dirs))}")
         return 1
-    rows = []
-    header = f"{'instance':<14}{'n':>6}{'BKS':>9}"
-    for s in names:
-        header += f" | {s + ' cost':>16}{'gap%':>7}{'time':>7}"
-    print(f"time limit {args.time_limit:g} s, fleet ceil(1.5 k), seed {args.seed}")
-    print(header)
-    print("-" * len(header))
-    gaps: dict[str, list[float]] = {s: [] for s in names}
+    rows: list[dict] = []
     over_time: list[str] = []
-    for path in files:
-        inst = read_vrp(path)
-        _, bks = read_sol(path.with_suffix(".sol"))
-        data = inst.to_data(num_vehicles=fleet_size(inst))
-        line = f"{inst.name:<14}{inst.num_customers:>6}{bks:>9.0f}"
+    gaps = {(lim, seed): run_table(files, names, lim, seed, rows, over_time)
+            for lim in limits for seed in seeds}
+    print(f"\nsummary: mean gap % over {len(files)} instances and seeds {seeds}")
+    for lim in limits:
+        line = f"  {lim:>6g} s:"
         for s in names:
-            t0 = time.perf_counter()
-            routes = SOLVERS[s](inst, data, args.time_limit, args.seed)
-            took = time.perf_counter() - t0
-            if routes is None:
-                feasible, cost = False, float("nan")
-            else:
-                routes = [r for r in routes if r]
-                violations, _, _ = check_routes(data, list(enumerate(routes)))
-                feasible = not violations and len(routes) <= data.num_vehicles
-                cost = solution_cost(data.distance, routes)
-            gap = 100.0 * (cost / bks - 1.0) if feasible else float("nan")
-            gaps[s].append(gap)
-            if took > 1.1 * args.time_limit:
-                over_time.append(f"{s} on {inst.name}: {took:.2f} s")
-            line += f" | {cost:>16.0f}{gap:>7.2f}{took:>7.2f}" if feasible else (
-                f" | {'infeasible':>16}{'':>7}{took:>7.2f}")
-            rows.append({"instance": inst.name, "n": inst.num_customers, "bks": bks,
-                         "solver": s, "time_limit_s": args.time_limit, "cost": cost,
-                         "gap_pct": gap, "feasible": feasible, "runtime_s": round(took, 3)})
-        print(line, flush=True)
-    print("-" * len(header))
-    mean = f"{'mean gap':<29}"
+            vals = [g for seed in seeds for g in gaps[(lim, seed)][s].values()]
+            line += f"  {s} {float(np.mean(vals)):.2f}"
+        print(line)
+        if "smartbins" in names:
+            ours = np.mean([g for seed in seeds for g in gaps[(lim, seed)]["smartbins"].values()])
+            for s in names:
+                if s != "smartbins":
+                    peer = np.mean([g for seed in seeds for g in gaps[(lim, seed)][s].values()])
+                    print(f"    smartbins vs {s}: {ours - peer:+.2f} percentage points")
     for s in names:
-        m = float(np.mean(gaps[s])) if gaps[s] else float("nan")
-        mean += f" | {'':>16}{m:>7.2f}{'':>7}"
-    print(mean)
-    if "smartbins" in names:
-        ours = float(np.mean(gaps["smartbins"]))
-        for s in names:
-            if s != "smartbins":
-                peer = float(np.mean(gaps[s]))
-                print(f"smartbins mean gap {ours:.2f}% vs {s} {peer:.2f}%: "
-                      f"difference {ours - peer:+.2f} percentage points")
+        for a, b in itertools.pairwise(limits):
+            worse = [f"{inst} seed {seed}: {gaps[(a, seed)][s][inst]:.2f}% at {a:g} s, "
+                     f"{gaps[(b, seed)][s][inst]:.2f}% at {b:g} s"
+                     for seed in seeds for inst in gaps[(a, seed)][s]
+                     if gaps[(b, seed)][s][inst] > gaps[(a, seed)][s][inst] + 1e-9]
+            print(f"{s}: instances worse at {b:g} s than at {a:g} s: "
+                  + ("none" if not worse else "; ".join(worse)))
     if over_time:
         print("over the time limit + 10%: " + "; ".join(over_time))
     if args.out:

@@ -48,9 +48,16 @@ def _insert_delta(inst: Inst, sol: Sol, scratch: int, rv: int, q: int) -> float:
 
 
 @njit(cache=True, _nrt=False)
-def insert_stop(inst: Inst, sol: Sol, u: int, blink: float) -> bool:
-    """Insert unrouted stop u at the cheapest position found; optional stops only when
-    their prize pays for the detour. Returns True if inserted."""
+def insert_stop(inst: Inst, sol: Sol, u: int, blink: float, build: bool) -> bool:
+    """Insert unrouted stop u at the cheapest position found (penalised cost).
+
+    Optional stops go in only when their prize pays for the added cost, except while
+    building the first plan (``build``): then they go in wherever that is feasible, and
+    the local search drops the ones (or the routes) that do not pay. This way a cluster
+    of optional stops that pays only as a whole gets a route. When ``build`` and no
+    feasible place is near the neighbours, every position of every route is scanned.
+    Returns True if inserted.
+    """
     scratch = set_scratch(inst, sol, u)
     best = np.inf
     best_pen = np.inf
@@ -67,29 +74,30 @@ def insert_stop(inst: Inst, sol: Sol, u: int, blink: float) -> bool:
             if blink > 0.0 and rand_float(sol.misc) < blink:
                 continue
             d = _insert_delta(inst, sol, scratch, rv, q)
-            pen = sol.work[W_PEN]
-            if (pen < best_pen - 1e-9) or (pen <= best_pen + 1e-9 and d < best):
-                best, best_pen, best_r, best_q = d, pen, rv, q
+            if d < best:
+                best, best_pen, best_r, best_q = d, sol.work[W_PEN], rv, q
     # one empty route (trucks are identical enough that trying one is what matters)
     for r in range(nroutes):
         if sol.route_i[R_LEN, r] == 0:
             d = _insert_delta(inst, sol, scratch, r, np.int64(-1))
-            pen = sol.work[W_PEN]
-            if (pen < best_pen - 1e-9) or (pen <= best_pen + 1e-9 and d < best):
-                best, best_pen, best_r, best_q = d, pen, r, -1
+            if d < best:
+                best, best_pen, best_r, best_q = d, sol.work[W_PEN], r, -1
             break
-    if best_pen > 1e-9:
+    if build and best_pen > 1e-9:
         # No feasible spot near the neighbours: scan every position of every route.
         for r in range(nroutes):
             for q in range(-1, sol.route_i[R_LEN, r]):
                 d = _insert_delta(inst, sol, scratch, r, q)
-                pen = sol.work[W_PEN]
-                if (pen < best_pen - 1e-9) or (pen <= best_pen + 1e-9 and d < best):
-                    best, best_pen, best_r, best_q = d, pen, r, q
+                if d < best:
+                    best, best_pen, best_r, best_q = d, sol.work[W_PEN], r, q
     if best_r < 0:
         return False
-    if not (inst.st[u, S_REQ] > 0.0) and (best >= inst.st[u, S_PRIZE] or best_pen > 1e-9):
-        return False
+    if not (inst.st[u, S_REQ] > 0.0):
+        if build:
+            if best_pen > 1e-9:
+                return False
+        elif best >= inst.st[u, S_PRIZE]:
+            return False
     segs = sol.segs
     set_seg(segs, 0, best_r, 0, best_q, 0)
     set_seg(segs, 1, scratch, 0, 0, 0)
@@ -117,12 +125,14 @@ def recreate(inst: Inst, sol: Sol, stops: np.ndarray, n: int, blink: float) -> N
             keys[k] = inst.dist[depot, int(inst.c[C_ND]) + u]
     order = np.argsort(keys)
     for k in range(n):
-        insert_stop(inst, sol, stops[order[k]], blink)
+        insert_stop(inst, sol, stops[order[k]], blink, False)
 
 
 @njit(cache=True)
-def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, out: np.ndarray) -> int:
-    """Remove about ``n_remove`` stops as short strings from routes near a random stop.
+def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, elim: float,
+         out: np.ndarray) -> int:
+    """Remove about ``n_remove`` stops as short strings from routes near a random stop;
+    with probability ``elim``, first a whole short route (route elimination).
 
     Removed stops are written to ``out``; returns how many.
     """
@@ -136,6 +146,23 @@ def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, out: np.ndarray) 
             break
         c = (c + 1) % nstops
     count = 0
+    if elim > 0.0 and rand_float(sol.misc) < elim:
+        # route elimination: empty the shortest of three random used routes entirely, so
+        # the repair (and, with low penalties, an overloaded neighbour) must absorb it
+        re = -1
+        for _ in range(3):
+            w = rand_int(sol.misc, nstops)
+            r = sol.stop_i[I_ROUTE, w]
+            if r >= 0 and (re < 0 or sol.route_i[R_LEN, r] < sol.route_i[R_LEN, re]):
+                re = r
+        if re >= 0 and sol.route_i[R_LEN, re] <= out.shape[0]:
+            done[re] = True
+            for p in range(sol.route_i[R_LEN, re]):
+                out[count] = sol.seq[re, p]
+                count += 1
+            set_seg(sol.segs, 0, re, 0, -1, 0)
+            apply_pieces(inst, sol, re, np.int64(1), np.int64(-1), np.int64(0))
+            n_remove += count
     k_nb = inst.nb.shape[1]
     for kk in range(-1, k_nb):
         w = c if kk < 0 else inst.nb[c, kk]
@@ -177,4 +204,4 @@ def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, out: np.ndarray) 
 def construct(inst: Inst, sol: Sol, order: np.ndarray) -> None:
     """First solution: insert the stops in ``order`` greedily, without blinks."""
     for k in range(order.shape[0]):
-        insert_stop(inst, sol, order[k], 0.0)
+        insert_stop(inst, sol, order[k], 0.0, True)

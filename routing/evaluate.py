@@ -73,14 +73,16 @@ V_MAXREL, V_CAP1, V_CAP = 8, 9, 10
 """vehicle table (V, 10 + S): depots, shift [s], speed scale, costs, max reloads, capacity[s]"""
 P_UNLOAD, P_ACCEPTS = 0, 1
 """disposal table (P, 1 + S): unload time [s], accepts[s] (0/1)"""
-C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR = 0, 1, 2, 3, 4, 5, 6
-"""scalars: depots, plain-CVRP flag, penalty weights, number of streams and sites, SWAP* on"""
+C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR, C_UNROUTED = 0, 1, 2, 3, 4, 5, 6, 7
+"""scalars: depots, plain-CVRP flag, penalty weights (load, time; adapted during the search),
+number of streams and sites, SWAP* on, price of an unrouted required stop"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
-I_ROUTE, I_POS, I_PROMISING = 0, 1, 2
+I_ROUTE, I_POS, I_PROMISING, I_SEEN = 0, 1, 2, 3
 R_LEN, R_MODIFIED = 0, 1
-# float scratch (Sol.work): penalty of the last evaluation, then S loads, then S flags
-W_PEN, W_LOAD = 0, 1
+# float scratch (Sol.work): penalty of the last evaluation (total, then its load part),
+# then S loads, then S flags
+W_PEN, W_PENL, W_LOAD = 0, 1, 2
 
 
 class Inst(NamedTuple):
@@ -99,13 +101,15 @@ class Sol(NamedTuple):
     """Mutable solution arrays. Route r is driven by truck r; row R (= V) is scratch."""
 
     seq: np.ndarray  # (R+1, N) stop indices per route
-    stop_i: np.ndarray  # (3, N) route (-1 = unrouted), position, promising (1 = re-examine)
+    stop_i: np.ndarray  # (4, N) route (-1 = unrouted), position, promising (1 = re-examine),
+    # counter value when an unrouted optional stop was last offered to the routes
     route_i: np.ndarray  # (2, R+1) length, counter value of last change
     pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load (plain CVRP)
     rcost: np.ndarray  # (R+1,) penalised route cost
+    rpen: np.ndarray  # (2, R+1) load penalty and time penalty included in rcost
     segs: np.ndarray  # (10, 4) scratch pieces: rows 0-4 route A, 5-9 route B
     bufs: np.ndarray  # (2, N+1) scratch
-    work: np.ndarray  # (1 + 2S,) float scratch
+    work: np.ndarray  # (2 + 2S,) float scratch
     misc: np.ndarray  # (2,) uint64: xorshift state, change counter
 
 
@@ -151,6 +155,7 @@ def _eval_fast(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
         prev = nd + last
         n += j - i + 1
     sol.work[W_PEN] = 0.0
+    sol.work[W_PENL] = 0.0
     if n == 0:
         return 0.0
     d += dist[prev, int(inst.vt[v, V_END])]
@@ -159,6 +164,7 @@ def _eval_fast(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
     if load > cap:
         pen = inst.c[C_PENL] * (load - cap)
         sol.work[W_PEN] = pen
+        sol.work[W_PENL] = pen
         cost += pen
     return cost
 
@@ -254,7 +260,10 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
             if t < st[u, S_TWE]:
                 t = st[u, S_TWE]
             if t > st[u, S_TWL]:
+                # time warp (Vidal et al. 2013): pay for the lateness, go on as if on time,
+                # so one late stop is not charged again at every later stop
                 late += t - st[u, S_TWL]
+                t = st[u, S_TWL]
             t += st[u, S_SERVICE]
             for s in range(nstream):
                 ld = work[W_LOAD + s] + st[u, S_DEMAND + s]
@@ -269,6 +278,7 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                 out[nout] = loc
                 nout += 1
     work[W_PEN] = 0.0
+    work[W_PENL] = 0.0
     if n == 0:
         return 0.0, 0
     end = int(vt[v, V_END])
@@ -300,10 +310,12 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
     if overtime < 0.0:
         overtime = 0.0
     cost = d * vt[v, V_DCOST] + (t - t0) * vt[v, V_TCOST] + vt[v, V_FCOST]
-    pen = inst.c[C_PENL] * excess + inst.c[C_PENT] * (late + overtime)
+    penl = inst.c[C_PENL] * excess
+    pen = penl + inst.c[C_PENT] * (late + overtime)
     if reloads > vt[v, V_MAXREL]:
         pen += inst.c[C_PENT] * 3600.0 * (reloads - vt[v, V_MAXREL])
     work[W_PEN] = pen
+    work[W_PENL] = penl
     return cost + pen, nout
 
 
@@ -334,6 +346,8 @@ def refresh_route(inst: Inst, sol: Sol, r: int) -> None:
         prev = nd + u
     set_seg(sol.segs, 0, r, 0, sol.route_i[R_LEN, r] - 1, 0)
     sol.rcost[r] = eval_segs(inst, sol, np.int64(0), np.int64(1), r)
+    sol.rpen[0, r] = sol.work[W_PENL]
+    sol.rpen[1, r] = sol.work[W_PEN] - sol.work[W_PENL]
 
 
 @njit(cache=True, _nrt=False)
@@ -411,7 +425,29 @@ def total_cost(inst: Inst, sol: Sol) -> float:
     for u in range(sol.stop_i.shape[1]):
         if sol.stop_i[I_ROUTE, u] < 0:
             if inst.st[u, S_REQ] > 0.0:
-                c += 1e6 * inst.c[C_PENL]
+                c += inst.c[C_UNROUTED]
             else:
                 c += inst.st[u, S_PRIZE]
     return c
+
+
+@njit(cache=True, _nrt=False)
+def infeasibility(inst: Inst, sol: Sol) -> tuple:
+    """(load-infeasible, time-infeasible) flags of the current plan; an unrouted required
+    stop counts as both."""
+    bad_l = False
+    bad_t = False
+    for r in range(sol.rcost.shape[0] - 1):
+        bad_l = bad_l or sol.rpen[0, r] > 1e-12
+        bad_t = bad_t or sol.rpen[1, r] > 1e-12
+    for u in range(sol.stop_i.shape[1]):
+        if sol.stop_i[I_ROUTE, u] < 0 and inst.st[u, S_REQ] > 0.0:
+            return True, True
+    return bad_l, bad_t
+
+
+@njit(cache=True, _nrt=False)
+def refresh_all(inst: Inst, sol: Sol) -> None:
+    """Re-price every route (after the penalty weights changed)."""
+    for r in range(sol.rcost.shape[0] - 1):
+        refresh_route(inst, sol, r)

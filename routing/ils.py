@@ -16,13 +16,18 @@ from numba import njit
 
 from routing.construct import recreate, ruin
 from routing.evaluate import (
+    C_PENL,
+    C_PENT,
+    I_PROMISING,
     I_ROUTE,
     R_LEN,
     R_MODIFIED,
     Inst,
     Sol,
+    infeasibility,
     rand_float,
     rand_int,
+    refresh_all,
     refresh_route,
     total_cost,
 )
@@ -36,6 +41,25 @@ def snapshot(sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
         n = sol.route_i[R_LEN, r]
         seq[r, :n] = sol.seq[r, :n]
         rlen[r] = n
+
+
+@njit(cache=True)
+def _repair(inst: Inst, sol: Sol, order: np.ndarray) -> None:
+    """Local search with ten times the penalty weights, from every stop of an infeasible
+    route, then back to the normal weights."""
+    pl = inst.c[C_PENL]
+    pt = inst.c[C_PENT]
+    inst.c[C_PENL] = 10.0 * pl
+    inst.c[C_PENT] = 10.0 * pt
+    refresh_all(inst, sol)
+    for r in range(sol.rcost.shape[0] - 1):
+        if sol.rpen[0, r] + sol.rpen[1, r] > 1e-12:
+            for p in range(sol.route_i[R_LEN, r]):
+                sol.stop_i[I_PROMISING, sol.seq[r, p]] = 1
+    local_search(inst, sol, order, True)
+    inst.c[C_PENL] = pl
+    inst.c[C_PENT] = pt
+    refresh_all(inst, sol)
 
 
 @njit(cache=True)
@@ -56,9 +80,18 @@ def ils_chunk(
     max_remove: int,
     max_string: int,
     blink: float,
+    elim: float,
+    repair: float,
     order: np.ndarray,
 ) -> None:
-    """Run ``n_iter`` iterations. ``costs`` = [current, best] is read and updated.
+    """Run ``n_iter`` iterations. ``costs`` = [current, best, load-feasible count,
+    time-feasible count, plans counted, iterations since the best improved] is read and
+    updated; only a feasible plan can become the best.
+
+    Penalty-guided search: the plan may overload trucks or run late, priced by the
+    current penalty weights (adapted by the caller from the feasible counts). An
+    infeasible plan gets, with probability ``repair``, a local search with ten times
+    the penalties to pull it back to feasibility (as in HGS and PyVRP).
 
     The budget fraction goes linearly from ``frac_from`` to ``frac_to`` over the chunk and
     the temperature decays geometrically from ``temp_hi`` (fraction 0) to ``temp_lo``
@@ -75,9 +108,17 @@ def ils_chunk(
             temp = temp_hi + (temp_lo - temp_hi) * frac
         c0 = int(sol.misc[1])
         k = min_remove + rand_int(sol.misc, max_remove - min_remove + 1)
-        n = ruin(inst, sol, k, max_string, removed)
+        n = ruin(inst, sol, k, max_string, elim, removed)
         recreate(inst, sol, removed, n, blink)
         local_search(inst, sol, order, True)
+        bad_l, bad_t = infeasibility(inst, sol)
+        costs[2] += 0.0 if bad_l else 1.0
+        costs[3] += 0.0 if bad_t else 1.0
+        costs[4] += 1.0
+        if (bad_l or bad_t) and rand_float(sol.misc) < repair:
+            _repair(inst, sol, order)
+            bad_l, bad_t = infeasibility(inst, sol)
+        feasible = not (bad_l or bad_t)
         new_cost = total_cost(inst, sol)
         nch = 0
         for r in range(nroutes):
@@ -94,10 +135,14 @@ def ils_chunk(
                 cur_seq[r, :ln] = sol.seq[r, :ln]
                 cur_rlen[r] = ln
             costs[0] = new_cost
-            if new_cost < costs[1] - 1e-9:
+            if feasible and new_cost < costs[1] - 1e-9:
                 costs[1] = new_cost
+                costs[5] = 0.0
                 snapshot(sol, best_seq, best_rlen)
+            else:
+                costs[5] += 1.0
         else:
+            costs[5] += 1.0
             for k2 in range(nch):
                 r = changed[k2]
                 for p in range(sol.route_i[R_LEN, r]):

@@ -23,7 +23,9 @@ from routing.evaluate import (
     I_POS,
     I_PROMISING,
     I_ROUTE,
+    I_SEEN,
     R_LEN,
+    R_MODIFIED,
     S_PRIZE,
     S_REQ,
     V_END,
@@ -33,6 +35,7 @@ from routing.evaluate import (
     Sol,
     apply_pieces,
     eval_segs,
+    set_scratch,
     set_seg,
 )
 
@@ -258,20 +261,89 @@ def try_pair(inst: Inst, sol: Sol, u: int, v: int) -> bool:
 
 
 @njit(cache=True, _nrt=False)
+def _drop_route_if_unprofitable(inst: Inst, sol: Sol, r: int) -> bool:
+    """Empty route r when it holds only optional stops whose prizes do not pay for it."""
+    ln = sol.route_i[R_LEN, r]
+    prizes = 0.0
+    for p in range(ln):
+        u = sol.seq[r, p]
+        if inst.st[u, S_REQ] > 0.0:
+            return False
+        prizes += inst.st[u, S_PRIZE]
+    if sol.rcost[r] - prizes < EPS:
+        return False
+    for p in range(ln):
+        u = sol.seq[r, p]
+        sol.stop_i[I_ROUTE, u] = -1
+        sol.stop_i[I_SEEN, u] = -1
+    set_seg(sol.segs, 0, r, 0, -1, 0)
+    apply_pieces(inst, sol, np.int64(r), np.int64(1), np.int64(-1), np.int64(0))
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def _insert_optional(inst: Inst, sol: Sol, u: int) -> bool:
+    """Insert unrouted optional stop u next to one of its routed neighbours (before or
+    after it) at the cheapest such place, if its prize beats the added cost."""
+    k_nb = inst.nb.shape[1]
+    # only when a neighbour's route changed since u was last offered
+    stale = sol.stop_i[I_SEEN, u]
+    fresh = stale < 0
+    for kk in range(k_nb):
+        rv = sol.stop_i[I_ROUTE, inst.nb[u, kk]]
+        if rv >= 0 and sol.route_i[R_MODIFIED, rv] > stale:
+            fresh = True
+            break
+    if not fresh:
+        return False
+    sol.stop_i[I_SEEN, u] = int(sol.misc[1])
+    scratch = set_scratch(inst, sol, u)
+    segs = sol.segs
+    best = inst.st[u, S_PRIZE] - EPS
+    best_r = -1
+    best_q = -2
+    for kk in range(k_nb):
+        v = inst.nb[u, kk]
+        rv = sol.stop_i[I_ROUTE, v]
+        if rv < 0:
+            continue
+        pv = sol.stop_i[I_POS, v]
+        ln = sol.route_i[R_LEN, rv]
+        for q in (pv, pv - 1):
+            set_seg(segs, B, rv, 0, q, 0)
+            set_seg(segs, B + 1, scratch, 0, 0, 0)
+            set_seg(segs, B + 2, rv, q + 1, ln - 1, 0)
+            d = eval_segs(inst, sol, B, 3, rv) - sol.rcost[rv]
+            if d < best:
+                best, best_r, best_q = d, rv, q
+    if best_r < 0:
+        return False
+    set_seg(segs, 0, best_r, 0, best_q, 0)
+    set_seg(segs, 1, scratch, 0, 0, 0)
+    set_seg(segs, 2, best_r, best_q + 1, sol.route_i[R_LEN, best_r] - 1, 0)
+    apply_pieces(inst, sol, np.int64(best_r), np.int64(3), np.int64(-1), np.int64(0))
+    return True
+
+
+@njit(cache=True, _nrt=False)
 def _try_optional(inst: Inst, sol: Sol, u: int) -> bool:
-    """Insert an unrouted optional stop if its prize beats the detour, or drop a routed
-    one whose detour costs more than its prize."""
+    """Drop a routed optional stop whose detour costs more than its prize (or its whole
+    route when the route's optional stops do not pay for it); insert an unrouted one
+    whose prize beats its cheapest detour next to a neighbour."""
     segs = sol.segs
     ru = sol.stop_i[I_ROUTE, u]
-    if ru >= 0:
-        pu = sol.stop_i[I_POS, u]
-        set_seg(segs, 0, ru, 0, pu - 1, 0)
-        set_seg(segs, 1, ru, pu + 1, sol.route_i[R_LEN, ru] - 1, 0)
-        if eval_segs(inst, sol, 0, 2, ru) - sol.rcost[ru] + inst.st[u, S_PRIZE] < -EPS:
-            apply_pieces(inst, sol, ru, np.int64(2), np.int64(-1), np.int64(0))
-            sol.stop_i[I_ROUTE, u] = -1
-            return True
-        return False
+    if ru < 0:
+        return _insert_optional(inst, sol, u)
+    pu = sol.stop_i[I_POS, u]
+    set_seg(segs, 0, ru, 0, pu - 1, 0)
+    set_seg(segs, 1, ru, pu + 1, sol.route_i[R_LEN, ru] - 1, 0)
+    if eval_segs(inst, sol, 0, 2, ru) - sol.rcost[ru] + inst.st[u, S_PRIZE] < -EPS:
+        apply_pieces(inst, sol, ru, np.int64(2), np.int64(-1), np.int64(0))
+        sol.stop_i[I_ROUTE, u] = -1
+        sol.stop_i[I_SEEN, u] = int(sol.misc[1])
+        return True
+    if pu == 0:
+        return _drop_route_if_unprofitable(inst, sol, ru)
     return False
 
 
@@ -296,7 +368,12 @@ def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> in
         improved = False
         for idx in range(order.shape[0]):
             u = order[idx]
-            if sol.stop_i[I_ROUTE, u] < 0 or sol.stop_i[I_PROMISING, u] == 0:
+            if sol.stop_i[I_ROUTE, u] < 0:
+                if has_optional and inst.st[u, S_REQ] == 0.0 and _try_optional(inst, sol, u):
+                    moves += 1
+                    improved = True
+                continue
+            if sol.stop_i[I_PROMISING, u] == 0:
                 continue
             sol.stop_i[I_PROMISING, u] = 0
             for kk in range(k_nb):

@@ -23,6 +23,14 @@ class RoutingParams:
         temperature decays geometrically with the fraction of the budget used.
     swap_star: also try SWAP* on neighbour pairs (each stop to its cheapest place in
         the other's route); more thorough, costs time per local-search pass.
+    route_elimination: probability that a ruin step first empties a whole short route,
+        so the repair must place its stops elsewhere (finds plans with fewer trucks).
+    repair_probability: probability that an infeasible plan gets a local search with
+        ten times the penalty weights before acceptance.
+    target_feasible: share of plans after local search that should be feasible (per
+        constraint family: load, time); penalty weights rise below it, fall above it.
+    restart_after: iterations without a better feasible plan after which the search
+        goes back to the best plan; 0 = automatic (20 per stop, at least 2,000).
     """
 
     num_neighbours: int = 20
@@ -33,6 +41,10 @@ class RoutingParams:
     start_temperature: float = 0.05
     end_temperature: float = 0.002
     swap_star: bool = True
+    route_elimination: float = 0.1
+    repair_probability: float = 0.5
+    target_feasible: float = 0.65
+    restart_after: int = 0
 
     def __post_init__(self) -> None:
         if self.num_neighbours < 1:
@@ -52,6 +64,13 @@ class RoutingParams:
             raise ValueError(f"blink_rate must be in [0, 1), got {self.blink_rate}; try 0.01")
         if not isinstance(self.swap_star, bool):
             raise ValueError(f"swap_star must be true or false, got {self.swap_star!r}")
+        for name in ("route_elimination", "repair_probability", "target_feasible"):
+            val = getattr(self, name)
+            if not 0.0 <= val <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {val}")
+        if self.restart_after < 0:
+            raise ValueError(f"restart_after must be >= 0 (0 = automatic), got "
+                             f"{self.restart_after}")
         if not self.start_temperature >= self.end_temperature >= 0.0:
             raise ValueError(
                 f"need start_temperature >= end_temperature >= 0, got "
@@ -73,8 +92,15 @@ class RoutingParams:
                 raise ValueError(
                     f"{source}: unknown key {key!r}; known keys are {', '.join(sorted(known))}"
                 )
-            if isinstance(value, dict | list | str):
-                raise ValueError(f"{source}: key {key!r} must be a number or boolean, got "
+            kind = known[key]
+            if kind == "bool":
+                ok = isinstance(value, bool)
+            elif kind == "int":
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"{source}: key {key!r} must be of type {kind}, got "
                                  f"{value!r}")
         return cls(**raw)
 

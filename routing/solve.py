@@ -20,7 +20,8 @@ import numpy as np
 
 from routing import evaluate as ev
 from routing.construct import construct
-from routing.evaluate import Inst, Sol, refresh_route, total_cost, walk
+from routing.evaluate import Inst, Sol, refresh_all, refresh_route, total_cost, walk
+from routing.evaluate import infeasibility as ev_infeasibility
 from routing.feasibility import RouteReport, check_routes
 from routing.ils import ils_chunk, shuffle, snapshot
 from routing.local_search import local_search
@@ -30,6 +31,16 @@ from routing.stop import MaxIterations, StoppingCriterion
 
 _CHUNK_TARGET_S = 0.02
 """Target wall time of one compiled chunk of iterations [s]: short enough to stop on time."""
+_BUILD_PENALTY = 1000.0
+"""Penalty weights while building the first plan, in (longest arc cost) per (mean demand)
+and per (mean travel time): large, so the first plan is feasible when it can be."""
+_SEARCH_PENALTY = 10.0
+"""Where the search's adaptive weights start, same units; they stay within
+[_PENALTY_MIN, _PENALTY_MAX]."""
+_PENALTY_MIN, _PENALTY_MAX = 0.01, 1e5
+_PENALTY_UP, _PENALTY_DOWN = 1.25, 0.85
+_PENALTY_SAMPLES = 20
+"""Plans counted before the weights are adapted."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +120,10 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     c = np.zeros(8)
     c[ev.C_ND] = nd
     c[ev.C_FAST] = 1.0 if (data.is_plain_cvrp and symmetric) else 0.0
-    c[ev.C_PENL] = 1000.0 * arc_cost / mean_dem
-    c[ev.C_PENT] = 1000.0 * arc_cost / max(mean_dur, 1e-9)
+    # construction weights; the search starts lower and adapts (see solve)
+    c[ev.C_PENL] = _BUILD_PENALTY * arc_cost / mean_dem
+    c[ev.C_PENT] = _BUILD_PENALTY * arc_cost / max(mean_dur, 1e-9)
+    c[ev.C_UNROUTED] = 1e9 * arc_cost
     c[ev.C_NSTREAM] = data.num_streams
     c[ev.C_NSITE] = data.num_disposal
     c[ev.C_SWAPSTAR] = 1.0 if params.swap_star else 0.0
@@ -130,24 +143,27 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
     r = data.num_vehicles
     s = data.num_streams
     rng_seed = np.random.default_rng(seed).integers(1, 2**63 - 1, dtype=np.int64)
-    stop_i = np.zeros((3, data.num_stops), dtype=np.int64)
+    stop_i = np.zeros((4, data.num_stops), dtype=np.int64)
     stop_i[ev.I_ROUTE] = -1
     stop_i[ev.I_PROMISING] = 1
+    stop_i[ev.I_SEEN] = -1
     return Sol(
         seq=np.zeros((r + 1, n), dtype=np.int64),
         stop_i=stop_i,
         route_i=np.zeros((2, r + 1), dtype=np.int64),
         pref=np.zeros((2, r + 1, n)),
         rcost=np.zeros(r + 1),
+        rpen=np.zeros((2, r + 1)),
         segs=np.zeros((10, 4), dtype=np.int64),
         bufs=np.zeros((2, n + 1), dtype=np.int64),
-        work=np.zeros(1 + 2 * s),
+        work=np.zeros(2 + 2 * s),
         misc=np.array([rng_seed, 0], dtype=np.uint64),
     )
 
 
 def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
     sol.stop_i[ev.I_ROUTE] = -1
+    sol.stop_i[ev.I_SEEN] = -1
     for r in range(rlen.shape[0]):
         sol.seq[r, : rlen[r]] = seq[r, : rlen[r]]
         sol.route_i[ev.R_LEN, r] = rlen[r]
@@ -179,8 +195,9 @@ def solve(
         refresh_route(inst, sol, r)
     if n > 0:
         depot = data.start_depot[0]
-        far_first = np.argsort(-data.distance[depot, data.num_depots : data.num_depots + n],
-                               kind="stable")
+        far = -data.distance[depot, data.num_depots : data.num_depots + n]
+        # required stops first (far from the depot first), then the optional ones
+        far_first = np.lexsort((far, ~data.required))
         construct(inst, sol, far_first.astype(np.int64))
     order = np.arange(n, dtype=np.int64)
     shuffle(order, sol.misc)
@@ -192,12 +209,26 @@ def solve(
     best_seq = cur_seq.copy()
     best_rlen = cur_rlen.copy()
     cost0 = total_cost(inst, sol)
-    costs = np.array([cost0, cost0])
-    per_stop = cost0 / max(n, 1)
+    feasible0 = not any(ev_infeasibility(inst, sol))
+    # [current, best feasible, load-feasible, time-feasible, counted, since best improved]
+    costs = np.array([cost0, cost0 if feasible0 else np.inf, 0.0, 0.0, 0.0, 0.0])
+    # temperature from what the routes cost to drive, not from fixed truck costs or prizes
+    used = sol.route_i[ev.R_LEN, :nroutes] > 0
+    drive = float((sol.rcost[:nroutes] - data.fixed_cost)[used].sum())
+    if drive <= 0.0:
+        drive = float(np.sort(data.distance[depot])[-1] * data.distance_cost.max()) if n else 1.0
+    per_stop = drive / max(n, 1)
     t_hi = params.start_temperature * per_stop
     t_lo = params.end_temperature * per_stop
     max_removed = max(1, min(params.max_removed, n // 4))
     min_removed = min(params.min_removed, max_removed)
+    restart_after = params.restart_after or max(2000, 20 * n)
+    # the search's own penalty weights, adapted to the share of feasible plans
+    pen_base = inst.c[[ev.C_PENL, ev.C_PENT]] / _BUILD_PENALTY
+    inst.c[ev.C_PENL] = pen_base[0] * _SEARCH_PENALTY
+    inst.c[ev.C_PENT] = pen_base[1] * _SEARCH_PENALTY
+    refresh_all(inst, sol)
+    costs[0] = total_cost(inst, sol)
 
     iterations = 0
     chunk = 1
@@ -216,13 +247,37 @@ def solve(
         t0 = time.perf_counter()
         ils_chunk(inst, sol, cur_seq, cur_rlen, best_seq, best_rlen, costs, size,
                   f0, f1, t_hi, t_lo, min_removed, max_removed,
-                  params.max_string_length, params.blink_rate, order)
+                  params.max_string_length, params.blink_rate, params.route_elimination,
+                  params.repair_probability, order)
         iterations += size
         took = time.perf_counter() - t0
         if left is None:
             # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
             rate = size / max(took, 1e-6)
             chunk = int(min(max(1, rate * _CHUNK_TARGET_S), 2 * size + 1))
+        changed = False
+        if costs[4] >= _PENALTY_SAMPLES:
+            for k, col in ((0, ev.C_PENL), (1, ev.C_PENT)):
+                share = costs[2 + k] / costs[4]
+                w = inst.c[col]
+                if share < params.target_feasible - 0.05:
+                    w *= _PENALTY_UP
+                elif share > params.target_feasible + 0.05:
+                    w *= _PENALTY_DOWN
+                w = min(max(w, pen_base[k] * _PENALTY_MIN), pen_base[k] * _PENALTY_MAX)
+                changed = changed or w != inst.c[col]
+                inst.c[col] = w
+            costs[2:5] = 0.0
+        if costs[5] >= restart_after and np.isfinite(costs[1]):
+            # diversification spent without a better plan: go back to the best one
+            _load_routes(inst, sol, best_seq, best_rlen)
+            cur_seq[:] = best_seq
+            cur_rlen[:] = best_rlen
+            costs[5] = 0.0
+            changed = True
+        if changed:
+            refresh_all(inst, sol)
+            costs[0] = total_cost(inst, sol)
 
     _load_routes(inst, sol, best_seq, best_rlen)
     buf = np.zeros(4 * max(n, 1) + 8 * data.num_streams + 8, dtype=np.int64)
