@@ -66,22 +66,29 @@ def rand_int(state: np.ndarray, n: int) -> int:
 # Column layout of the packed tables (module constants: numba folds them in).
 # Few, packed arrays keep the compiled calls cheap: every array passed costs
 # about eight machine words per call, and the hot functions run millions of times.
-S_DEM1, S_SERVICE, S_TWE, S_TWL, S_PRIZE, S_REQ, S_DEMAND = 0, 1, 2, 3, 4, 5, 6
-"""stop table (N, 6 + S): total demand, service [s], window [s], prize, required, demand[s]"""
+S_DEM1, S_SERVICE, S_TWE, S_TWL, S_PRIZE, S_REQ, S_REL, S_DEMAND = 0, 1, 2, 3, 4, 5, 6, 7
+"""stop table (N, 7 + S + V): total demand, service [s], window [s], prize, required,
+release [s], demand[s], then allowed[v] (0/1) from column S_DEMAND + S"""
 V_START, V_END, V_SHSTART, V_SHDUR, V_DSCALE, V_DCOST, V_TCOST, V_FCOST = 0, 1, 2, 3, 4, 5, 6, 7
-V_MAXREL, V_CAP1, V_CAP = 8, 9, 10
-"""vehicle table (V, 10 + S): depots, shift [s], speed scale, costs, max reloads, capacity[s]"""
-P_UNLOAD, P_ACCEPTS = 0, 1
-"""disposal table (P, 1 + S): unload time [s], accepts[s] (0/1)"""
+V_MAXREL, V_SHLATE, V_RETLATE, V_BRKE, V_BRKL, V_BRKD, V_MAXVOL, V_MAXSTOPS = (
+    8, 9, 10, 11, 12, 13, 14, 15)
+V_CAP1, V_CAP = 16, 17
+"""vehicle table (V, 17 + S): depots, shift [s], speed scale, costs, max reloads, latest
+start [s], latest return [s], break window and duration [s], day volume, max stops,
+capacity[s]"""
+P_UNLOAD, P_TWE, P_TWL, P_ACCEPTS = 0, 1, 2, 3
+"""disposal table (P, 3 + S): unload time [s], opening hours [s], accepts[s] (0/1)"""
 C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR, C_UNROUTED = 0, 1, 2, 3, 4, 5, 6, 7
+C_MEANDEM, C_HASREL, C_HASALLOW = 8, 9, 10
 """scalars: depots, plain-CVRP flag, penalty weights (load, time; adapted during the search),
-number of streams and sites, SWAP* on, price of an unrouted required stop"""
+number of streams and sites, SWAP* on, price of an unrouted required stop, mean demand
+(the load-penalty unit of one stop too many), release dates used, compatibility used"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
 I_ROUTE, I_POS, I_PROMISING, I_SEEN = 0, 1, 2, 3
 R_LEN, R_MODIFIED = 0, 1
 # float scratch (Sol.work): penalty of the last evaluation (total, then its load part),
-# then S loads, then S flags
+# then S loads, then S flags, then S look-ahead loads
 W_PEN, W_PENL, W_LOAD = 0, 1, 2
 
 
@@ -108,8 +115,8 @@ class Sol(NamedTuple):
     rcost: np.ndarray  # (R+1,) penalised route cost
     rpen: np.ndarray  # (2, R+1) load penalty and time penalty included in rcost
     segs: np.ndarray  # (10, 4) scratch pieces: rows 0-4 route A, 5-9 route B
-    bufs: np.ndarray  # (2, N+1) scratch
-    work: np.ndarray  # (2 + 2S,) float scratch
+    bufs: np.ndarray  # (3, N+1) scratch (row 2: the stops of the route being walked)
+    work: np.ndarray  # (2 + 3S,) float scratch
     misc: np.ndarray  # (2,) uint64: xorshift state, change counter
 
 
@@ -194,11 +201,43 @@ def _best_site(inst: Inst, work: np.ndarray, nstream: int, prev: int, nxt: int) 
 
 
 @njit(cache=True, _nrt=False)
+def _trip_release(inst: Inst, work: np.ndarray, fl: np.ndarray, i0: int, n: int,
+                  v: int) -> float:
+    """Latest release date of the stops the trip starting at ``fl[i0]`` will serve: the
+    stops up to the next unload, found with the walk's own "unload when the next stop
+    does not fit" rule on a copy of the loads."""
+    st = inst.st
+    vt = inst.vt
+    nstream = int(inst.c[C_NSTREAM])
+    look = W_LOAD + 2 * nstream
+    for s in range(nstream):
+        work[look + s] = work[W_LOAD + s]
+    rel = 0.0
+    for j in range(i0, n):
+        u = fl[j]
+        if j > i0:
+            for s in range(nstream):
+                ld = work[look + s]
+                if ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9:
+                    return rel
+        if st[u, S_REL] > rel:
+            rel = st[u, S_REL]
+        for s in range(nstream):
+            ld = work[look + s] + st[u, S_DEMAND + s]
+            cap = vt[v, V_CAP + s]
+            work[look + s] = cap if ld > cap else ld
+    return rel
+
+
+@njit(cache=True, _nrt=False)
 def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> tuple:
     """Simulate truck ``v`` over the pieces; returns (cost, visits written to ``out``).
 
     ``out`` receives the location sequence including disposal visits when it has
-    room (pass an empty array to only evaluate).
+    room (pass an empty array to only evaluate). The rules are those of
+    ``feasibility.simulate_route``; violations are priced (load part: capacity, day
+    volume, stop count, compatibility; time part: time warp at windows, opening hours,
+    break and return, overtime, reloads).
     """
     segs = sol.segs
     st = inst.st
@@ -207,24 +246,16 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
     dist = inst.dist
     dur = inst.dur
     work = sol.work
+    fl = sol.bufs[2]
     nd = int(inst.c[C_ND])
     nstream = int(inst.c[C_NSTREAM])
     npd = nd + st.shape[0]
     has_sites = pt.shape[0] > 0
+    has_rel = inst.c[C_HASREL] > 0.0
+    has_allow = inst.c[C_HASALLOW] > 0.0
     record = out.shape[0] > 0
     flags = W_LOAD + nstream
-    for s in range(nstream):
-        work[W_LOAD + s] = 0.0
-    prev = int(vt[v, V_START])
-    sc = vt[v, V_DSCALE]
-    t0 = vt[v, V_SHSTART]
-    t = t0
-    d = 0.0
-    late = 0.0
-    excess = 0.0
-    reloads = 0
     n = 0
-    nout = 0
     for k in range(k0, k0 + nseg):
         r = segs[k, 0]
         i = segs[k, 1]
@@ -233,54 +264,109 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
             continue
         rev = segs[k, 3] == 1
         for q in range(j - i + 1):
-            u = sol.seq[r, j - q] if rev else sol.seq[r, i + q]
-            loc = nd + u
-            if has_sites:
-                need = False
-                for s in range(nstream):
-                    ld = work[W_LOAD + s]
-                    o = ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9
-                    work[flags + s] = 1.0 if o else 0.0
-                    need = need or o
-                if need:
-                    p = _best_site(inst, work, nstream, prev, loc)
-                    if p >= 0:
-                        d += dist[prev, npd + p]
-                        t += dur[prev, npd + p] * sc + pt[p, P_UNLOAD]
-                        for s in range(nstream):
-                            if pt[p, P_ACCEPTS + s] > 0.0:
-                                work[W_LOAD + s] = 0.0
-                        reloads += 1
-                        prev = npd + p
-                        if record:
-                            out[nout] = prev
-                            nout += 1
-            d += dist[prev, loc]
-            t += dur[prev, loc] * sc
-            if t < st[u, S_TWE]:
-                t = st[u, S_TWE]
-            if t > st[u, S_TWL]:
-                # time warp (Vidal et al. 2013): pay for the lateness, go on as if on time,
-                # so one late stop is not charged again at every later stop
-                late += t - st[u, S_TWL]
-                t = st[u, S_TWL]
-            t += st[u, S_SERVICE]
-            for s in range(nstream):
-                ld = work[W_LOAD + s] + st[u, S_DEMAND + s]
-                cap = vt[v, V_CAP + s]
-                if ld > cap + 1e-9:
-                    excess += ld - cap
-                    ld = cap
-                work[W_LOAD + s] = ld
-            prev = loc
+            fl[n] = sol.seq[r, j - q] if rev else sol.seq[r, i + q]
             n += 1
-            if record:
-                out[nout] = loc
-                nout += 1
     work[W_PEN] = 0.0
     work[W_PENL] = 0.0
     if n == 0:
         return 0.0, 0
+    for s in range(nstream):
+        work[W_LOAD + s] = 0.0
+    brk_taken = 1.0 if vt[v, V_BRKD] <= 0.0 else 0.0
+    brk_warp = 0.0
+    start = int(vt[v, V_START])
+    sc = vt[v, V_DSCALE]
+    rel = _trip_release(inst, work, fl, 0, n, v) if has_rel else 0.0
+    # leave as late as the start window allows without waiting at the first stop
+    u0 = fl[0]
+    want = st[u0, S_TWE] - dur[start, nd + u0] * sc
+    if rel > want:
+        want = rel
+    t0 = vt[v, V_SHSTART]
+    if want > t0:
+        t0 = want if want < vt[v, V_SHLATE] else vt[v, V_SHLATE]
+    t = t0 if t0 > rel else rel
+    prev = start
+    d = 0.0
+    late = 0.0
+    excess = 0.0
+    vol = 0.0
+    bad = 0.0
+    reloads = 0
+    nout = 0
+    for idx in range(n):
+        u = fl[idx]
+        loc = nd + u
+        if has_sites:
+            need = False
+            for s in range(nstream):
+                ld = work[W_LOAD + s]
+                o = ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9
+                work[flags + s] = 1.0 if o else 0.0
+                need = need or o
+            if need:
+                p = _best_site(inst, work, nstream, prev, loc)
+                if p >= 0:
+                    d += dist[prev, npd + p]
+                    tt = dur[prev, npd + p] * sc
+                    if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+                        bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+                        if bs > vt[v, V_BRKL]:
+                            brk_warp += bs - vt[v, V_BRKL]
+                            bs = vt[v, V_BRKL]
+                        t = bs + vt[v, V_BRKD]
+                        brk_taken = 1.0
+                    t += tt
+                    if t < pt[p, P_TWE]:
+                        t = pt[p, P_TWE]
+                    if t > pt[p, P_TWL]:
+                        late += t - pt[p, P_TWL]
+                        t = pt[p, P_TWL]
+                    t += pt[p, P_UNLOAD]
+                    for s in range(nstream):
+                        if pt[p, P_ACCEPTS + s] > 0.0:
+                            work[W_LOAD + s] = 0.0
+                    reloads += 1
+                    prev = npd + p
+                    if record:
+                        out[nout] = prev
+                        nout += 1
+                    if has_rel:
+                        rel = _trip_release(inst, work, fl, idx, n, v)
+                        if t < rel:
+                            t = rel
+        d += dist[prev, loc]
+        tt = dur[prev, loc] * sc
+        if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+            bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+            if bs > vt[v, V_BRKL]:
+                brk_warp += bs - vt[v, V_BRKL]
+                bs = vt[v, V_BRKL]
+            t = bs + vt[v, V_BRKD]
+            brk_taken = 1.0
+        t += tt
+        if t < st[u, S_TWE]:
+            t = st[u, S_TWE]
+        if t > st[u, S_TWL]:
+            # time warp (Vidal et al. 2013): pay for the lateness, go on as if on time,
+            # so one late stop is not charged again at every later stop
+            late += t - st[u, S_TWL]
+            t = st[u, S_TWL]
+        t += st[u, S_SERVICE]
+        vol += st[u, S_DEM1]
+        if has_allow and st[u, S_DEMAND + nstream + v] == 0.0:
+            bad += 1.0
+        for s in range(nstream):
+            ld = work[W_LOAD + s] + st[u, S_DEMAND + s]
+            cap = vt[v, V_CAP + s]
+            if ld > cap + 1e-9:
+                excess += ld - cap
+                ld = cap
+            work[W_LOAD + s] = ld
+        prev = loc
+        if record:
+            out[nout] = loc
+            nout += 1
     end = int(vt[v, V_END])
     if has_sites:
         for _ in range(nstream):
@@ -295,7 +381,21 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
             if p < 0:
                 break
             d += dist[prev, npd + p]
-            t += dur[prev, npd + p] * sc + pt[p, P_UNLOAD]
+            tt = dur[prev, npd + p] * sc
+            if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+                bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+                if bs > vt[v, V_BRKL]:
+                    brk_warp += bs - vt[v, V_BRKL]
+                    bs = vt[v, V_BRKL]
+                t = bs + vt[v, V_BRKD]
+                brk_taken = 1.0
+            t += tt
+            if t < pt[p, P_TWE]:
+                t = pt[p, P_TWE]
+            if t > pt[p, P_TWL]:
+                late += t - pt[p, P_TWL]
+                t = pt[p, P_TWL]
+            t += pt[p, P_UNLOAD]
             for s in range(nstream):
                 if pt[p, P_ACCEPTS + s] > 0.0:
                     work[W_LOAD + s] = 0.0
@@ -305,13 +405,27 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                 out[nout] = prev
                 nout += 1
     d += dist[prev, end]
-    t += dur[prev, end] * sc
+    tt = dur[prev, end] * sc
+    if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+        bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+        if bs > vt[v, V_BRKL]:
+            brk_warp += bs - vt[v, V_BRKL]
+            bs = vt[v, V_BRKL]
+        t = bs + vt[v, V_BRKD]
+        brk_taken = 1.0
+    t += tt
+    if t > vt[v, V_RETLATE]:
+        late += t - vt[v, V_RETLATE]
     overtime = t - t0 - vt[v, V_SHDUR]
     if overtime < 0.0:
         overtime = 0.0
+    if vol > vt[v, V_MAXVOL] + 1e-9:
+        excess += vol - vt[v, V_MAXVOL]
+    if n > vt[v, V_MAXSTOPS]:
+        bad += n - vt[v, V_MAXSTOPS]
     cost = d * vt[v, V_DCOST] + (t - t0) * vt[v, V_TCOST] + vt[v, V_FCOST]
-    penl = inst.c[C_PENL] * excess
-    pen = penl + inst.c[C_PENT] * (late + overtime)
+    penl = inst.c[C_PENL] * (excess + bad * inst.c[C_MEANDEM])
+    pen = penl + inst.c[C_PENT] * (late + overtime + brk_warp)
     if reloads > vt[v, V_MAXREL]:
         pen += inst.c[C_PENT] * 3600.0 * (reloads - vt[v, V_MAXREL])
     work[W_PEN] = pen

@@ -62,6 +62,28 @@ class ProblemData:
     fixed_cost: (V,) cost of using the truck at all [cost].
     max_reloads: (V,) maximum disposal visits per shift, counting the final unload.
     stream_names: names of the S streams.
+
+    Optional constraints (``None`` = not used; ``resolved(name)`` gives the array with its
+    default filled in):
+
+    release_s: (N,) the stop can only be served by a trip that leaves the depot or a
+        disposal site at or after this time [s] (a job's release date); default 0.
+    allowed: (N, V) whether truck v may serve stop i (stop-vehicle compatibility, e.g.
+        streets a big truck may not enter); default all True.
+    disposal_tw_early_s, disposal_tw_late_s: (P,) opening hours of each disposal site:
+        arriving early means waiting, unloading must start by the late one [s].
+    shift_start_late_s: (V,) latest departure from the depot [s]; the truck leaves in
+        [shift_start_s, shift_start_late_s], as late as needed not to wait at its first
+        stop (and not before its first trip's release), so waiting before the first
+        stop does not count against the shift; default = shift_start_s (fixed start).
+    return_late_s: (V,) latest return to the depot [s] (its closing time); default inf.
+    break_s, break_early_s, break_late_s: (V,) a driver's break of ``break_s`` seconds
+        that starts within [break_early_s, break_late_s]: it is taken before the first
+        leg that would end at or after ``break_early_s`` (waiting for it if needed), so
+        every route that ends after ``break_early_s`` has it; default no break.
+    max_volume: (V,) total demand (all streams) a truck may collect over the day, across
+        its trips [same unit as demand]; default inf.
+    max_stops: (V,) maximum number of stops a truck may serve; default unlimited.
     """
 
     distance: NDArray[np.float64]
@@ -86,6 +108,42 @@ class ProblemData:
     fixed_cost: NDArray[np.float64]
     max_reloads: NDArray[np.int64]
     stream_names: tuple[str, ...] = field(default=("waste",))
+    release_s: NDArray[np.float64] | None = None
+    allowed: NDArray[np.bool_] | None = None
+    disposal_tw_early_s: NDArray[np.float64] | None = None
+    disposal_tw_late_s: NDArray[np.float64] | None = None
+    shift_start_late_s: NDArray[np.float64] | None = None
+    return_late_s: NDArray[np.float64] | None = None
+    break_s: NDArray[np.float64] | None = None
+    break_early_s: NDArray[np.float64] | None = None
+    break_late_s: NDArray[np.float64] | None = None
+    max_volume: NDArray[np.float64] | None = None
+    max_stops: NDArray[np.int64] | None = None
+
+    _OPTIONAL = ("release_s", "allowed", "disposal_tw_early_s", "disposal_tw_late_s",
+                 "shift_start_late_s", "return_late_s", "break_s", "break_early_s",
+                 "break_late_s", "max_volume", "max_stops")
+
+    def resolved(self, name: str) -> np.ndarray:
+        """The optional array ``name`` with its default filled in when it is ``None``."""
+        val = getattr(self, name)
+        if val is not None:
+            return val
+        n, v, p = self.num_stops, self.num_vehicles, self.num_disposal
+        defaults = {
+            "release_s": lambda: np.zeros(n),
+            "allowed": lambda: np.ones((n, v), dtype=bool),
+            "disposal_tw_early_s": lambda: np.zeros(p),
+            "disposal_tw_late_s": lambda: np.full(p, INF),
+            "shift_start_late_s": lambda: np.asarray(self.shift_start_s, dtype=np.float64),
+            "return_late_s": lambda: np.full(v, INF),
+            "break_s": lambda: np.zeros(v),
+            "break_early_s": lambda: np.zeros(v),
+            "break_late_s": lambda: np.full(v, INF),
+            "max_volume": lambda: np.full(v, INF),
+            "max_stops": lambda: np.full(v, 1 << 30, dtype=np.int64),
+        }
+        return defaults[name]()
 
     def __post_init__(self) -> None:
         n, s = self.demand.shape
@@ -119,14 +177,23 @@ class ProblemData:
             ("fixed_cost", (v,)),
             ("max_reloads", (v,)),
         ]
+        checks += [
+            ("release_s", (n,)), ("allowed", (n, v)), ("disposal_tw_early_s", (p,)),
+            ("disposal_tw_late_s", (p,)), ("shift_start_late_s", (v,)), ("return_late_s", (v,)),
+            ("break_s", (v,)), ("break_early_s", (v,)), ("break_late_s", (v,)),
+            ("max_volume", (v,)), ("max_stops", (v,)),
+        ]
         for name, shape in checks:
+            if getattr(self, name) is None:
+                continue
             got = np.shape(getattr(self, name))
             if got != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {got}")
         for name in ("distance", "duration_s", "demand", "service_s", "prize", "unload_s",
-                     "capacity", "distance_cost", "duration_cost", "fixed_cost"):
+                     "capacity", "distance_cost", "duration_cost", "fixed_cost", "release_s",
+                     "break_s", "max_volume", "max_stops"):
             arr = getattr(self, name)
-            if arr.size and (np.isnan(arr).any() or (arr < 0).any()):
+            if arr is not None and arr.size and (np.isnan(arr).any() or (arr < 0).any()):
                 bad = arr[np.isnan(arr) | (arr < 0)].flat[0]
                 raise ValueError(f"{name} must be >= 0 and not NaN, found {bad}")
         bad_tw = np.flatnonzero(self.tw_early_s > self.tw_late_s)
@@ -136,6 +203,14 @@ class ProblemData:
                 f"stop {i}: time window opens at {self.tw_early_s[i]} s after it closes at "
                 f"{self.tw_late_s[i]} s; swap the two or widen the window"
             )
+        for lo, hi, what in (("disposal_tw_early_s", "disposal_tw_late_s", "disposal site"),
+                             ("shift_start_s", "shift_start_late_s", "vehicle start window"),
+                             ("break_early_s", "break_late_s", "vehicle break window")):
+            bad = np.flatnonzero(self.resolved(lo) > self.resolved(hi))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"{what} {i}: {lo}={self.resolved(lo)[i]} is after "
+                                 f"{hi}={self.resolved(hi)[i]}; swap them or widen the window")
         for name in ("start_depot", "end_depot"):
             arr = getattr(self, name)
             if ((arr < 0) | (arr >= self.num_depots)).any():
@@ -201,7 +276,22 @@ class ProblemData:
             and bool(np.all(np.isinf(self.shift_duration_s)))
             and bool(np.all(self.duration_cost == 0))
             and bool(np.all(self.required))
+            and all(getattr(self, name) is None or not self._active(name)
+                    for name in self._OPTIONAL)
         )
+
+    def _active(self, name: str) -> bool:
+        """True when the optional constraint ``name`` differs from its default."""
+        given = getattr(self, name)
+        if given is None:
+            return False
+        saved = object.__getattribute__(self, name)
+        object.__setattr__(self, name, None)
+        try:
+            default = self.resolved(name)
+        finally:
+            object.__setattr__(self, name, saved)
+        return not np.array_equal(given, default)
 
     @classmethod
     def cvrp(
@@ -262,12 +352,16 @@ class _Stop(_Point):
     required: bool
     prize: float
     bin_ids: tuple[str, ...]
+    release_s: float = 0.0
+    vehicle_types: tuple[int, ...] | None = None
 
 
 @dataclass
 class _Disposal(_Point):
     accepts: tuple[int, ...]
     unload_s: float
+    tw_early_s: float = 0.0
+    tw_late_s: float = INF
 
 
 @dataclass
@@ -283,6 +377,13 @@ class _VehicleType:
     cost_per_h: float
     fixed_cost: float
     max_reloads: int
+    shift_start_late_s: float = 0.0
+    return_late_s: float = INF
+    break_s: float = 0.0
+    break_early_s: float = 0.0
+    break_late_s: float = INF
+    max_volume: float = INF
+    max_stops: int = 1 << 30
 
 
 class Model:
@@ -336,8 +437,17 @@ class Model:
         required: bool = True,
         prize: float = 0.0,
         bin_ids: Sequence[str] = (),
+        release_s: float = 0.0,
+        vehicle_types: Sequence[int] | None = None,
     ) -> int:
-        """Add a stop (a site); ``demand`` per stream, ``bin_ids`` the bins emptied there."""
+        """Add a stop (a site); ``demand`` per stream, ``bin_ids`` the bins emptied there.
+
+        ``release_s``: a trip may serve it only if it leaves the depot or a disposal site
+        at or after this time. ``vehicle_types``: the vehicle types that may serve it
+        (indices from ``add_vehicle_type``; None = all).
+        """
+        if release_s < 0:
+            raise ValueError(f"release_s must be >= 0, got {release_s}")
         if tw_early_s > tw_late_s:
             raise ValueError(
                 f"stop {len(self.stops)}: tw_early_s={tw_early_s} is after tw_late_s="
@@ -348,20 +458,27 @@ class Model:
         vec = self._stream_vector(demand, "demand")
         self.stops.append(
             _Stop(float(x), float(y), vec, float(service_s), float(tw_early_s), float(tw_late_s),
-                  bool(required), float(prize), tuple(str(b) for b in bin_ids))
+                  bool(required), float(prize), tuple(str(b) for b in bin_ids),
+                  float(release_s), None if vehicle_types is None else tuple(vehicle_types))
         )
         return len(self.stops) - 1
 
     def add_disposal_site(
-        self, x: float, y: float, accepts: Sequence[int], unload_s: float = 0.0
+        self, x: float, y: float, accepts: Sequence[int], unload_s: float = 0.0,
+        tw_early_s: float = 0.0, tw_late_s: float = INF,
     ) -> int:
-        """Add a disposal site accepting the given stream indices; unloading takes ``unload_s``."""
+        """Add a disposal site accepting the given stream indices; unloading takes ``unload_s``
+        and must start within its opening hours [tw_early_s, tw_late_s]."""
+        if tw_early_s > tw_late_s:
+            raise ValueError(f"disposal site {len(self.disposal_sites)}: tw_early_s="
+                             f"{tw_early_s} is after tw_late_s={tw_late_s}")
         for k in accepts:
             if not 0 <= k < len(self.streams):
                 raise ValueError(f"accepts: stream index {k} out of range 0..{len(self.streams)-1}")
         if unload_s < 0:
             raise ValueError(f"unload_s must be >= 0, got {unload_s}")
-        self.disposal_sites.append(_Disposal(float(x), float(y), tuple(accepts), float(unload_s)))
+        self.disposal_sites.append(_Disposal(float(x), float(y), tuple(accepts), float(unload_s),
+                                             float(tw_early_s), float(tw_late_s)))
         return len(self.disposal_sites) - 1
 
     def add_vehicle_type(
@@ -377,8 +494,29 @@ class Model:
         cost_per_h: float = 0.0,
         fixed_cost: float = 0.0,
         max_reloads: int = 1 << 30,
+        shift_start_late_s: float | None = None,
+        return_late_s: float = INF,
+        break_s: float = 0.0,
+        break_early_s: float = 0.0,
+        break_late_s: float = INF,
+        max_volume: float = INF,
+        max_stops: int = 1 << 30,
     ) -> int:
-        """Add ``num`` identical trucks; ``capacity`` per stream (0 = no compartment for it)."""
+        """Add ``num`` identical trucks; ``capacity`` per stream (0 = no compartment for it).
+
+        The truck leaves in [shift_start_s, shift_start_late_s] (default: at
+        shift_start_s), returns by ``return_late_s``, is on shift at most
+        ``shift_duration_s``, takes a break of ``break_s`` starting within
+        [break_early_s, break_late_s], collects at most ``max_volume`` over the day and
+        serves at most ``max_stops`` stops. See ``ProblemData`` for the exact rules.
+        """
+        late = shift_start_s if shift_start_late_s is None else shift_start_late_s
+        if late < shift_start_s or break_late_s < break_early_s:
+            raise ValueError(
+                f"vehicle type {len(self.vehicle_types)}: a window closes before it opens "
+                f"(start {shift_start_s}..{late}, break {break_early_s}..{break_late_s})")
+        if break_s < 0 or max_volume < 0 or max_stops < 0:
+            raise ValueError("break_s, max_volume and max_stops must be >= 0")
         if num < 1:
             raise ValueError(f"num must be >= 1, got {num}")
         if speed_mps <= 0:
@@ -391,7 +529,9 @@ class Model:
                          int(start_depot if end_depot is None else end_depot),
                          float(shift_start_s), float(shift_duration_s), float(speed_mps),
                          float(cost_per_km), float(cost_per_h), float(fixed_cost),
-                         int(max_reloads))
+                         int(max_reloads), float(late), float(return_late_s), float(break_s),
+                         float(break_early_s), float(break_late_s), float(max_volume),
+                         int(max_stops))
         )
         return len(self.vehicle_types) - 1
 
@@ -444,6 +584,15 @@ class Model:
         accepts = np.zeros((len(self.disposal_sites), s), dtype=bool)
         for i, site in enumerate(self.disposal_sites):
             accepts[i, list(site.accepts)] = True
+        vtype = np.array([k for k, t in enumerate(vts) for _ in range(t.num)], dtype=np.int64)
+        allowed = np.ones((n, vtype.size), dtype=bool)
+        for i, st in enumerate(self.stops):
+            if st.vehicle_types is not None:
+                bad = [k for k in st.vehicle_types if not 0 <= k < len(vts)]
+                if bad:
+                    raise ValueError(f"stop {i}: vehicle type {bad[0]} does not exist "
+                                     f"(types 0..{len(vts) - 1})")
+                allowed[i] = np.isin(vtype, st.vehicle_types)
         return ProblemData(
             distance=np.ascontiguousarray(dist),
             duration_s=np.ascontiguousarray(dur),
@@ -467,4 +616,15 @@ class Model:
             fixed_cost=per_vehicle(lambda t: t.fixed_cost),
             max_reloads=per_vehicle(lambda t: t.max_reloads, np.int64),
             stream_names=self.streams,
+            release_s=np.array([st.release_s for st in self.stops]),
+            allowed=allowed,
+            disposal_tw_early_s=np.array([d.tw_early_s for d in self.disposal_sites]),
+            disposal_tw_late_s=np.array([d.tw_late_s for d in self.disposal_sites]),
+            shift_start_late_s=per_vehicle(lambda t: t.shift_start_late_s),
+            return_late_s=per_vehicle(lambda t: t.return_late_s),
+            break_s=per_vehicle(lambda t: t.break_s),
+            break_early_s=per_vehicle(lambda t: t.break_early_s),
+            break_late_s=per_vehicle(lambda t: t.break_late_s),
+            max_volume=per_vehicle(lambda t: t.max_volume),
+            max_stops=per_vehicle(lambda t: t.max_stops, np.int64),
         )

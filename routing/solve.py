@@ -102,22 +102,30 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     nd = data.num_depots
     dist = np.ascontiguousarray(data.distance, dtype=np.float64)
     arc_cost = float(dist.max() * data.distance_cost.max()) if dist.size else 1.0
+    arc_cost += float(data.fixed_cost.max())
     arc_cost = max(arc_cost, 1e-9)
     mean_dem = float(data.demand[data.demand > 0].mean()) if (data.demand > 0).any() else 1.0
     mean_dur = float(data.duration_s.mean()) if data.duration_s.size else 1.0
     symmetric = bool(np.array_equal(dist, dist.T))
+    allowed = data.resolved("allowed")
     st = np.column_stack([
         data.demand.sum(axis=1), data.service_s, data.tw_early_s, data.tw_late_s,
-        data.prize, data.required.astype(np.float64), data.demand,
-    ]) if data.num_stops else np.zeros((0, ev.S_DEMAND + data.num_streams))
+        data.prize, data.required.astype(np.float64), data.resolved("release_s"), data.demand,
+        allowed.astype(np.float64),
+    ]) if data.num_stops else np.zeros((0, ev.S_DEMAND + data.num_streams + data.num_vehicles))
     vt = np.column_stack([
         data.start_depot, data.end_depot, data.shift_start_s, data.shift_duration_s,
         data.duration_scale, data.distance_cost, data.duration_cost, data.fixed_cost,
-        np.minimum(data.max_reloads, 1 << 40), data.capacity[:, 0], data.capacity,
+        np.minimum(data.max_reloads, 1 << 40), data.resolved("shift_start_late_s"),
+        data.resolved("return_late_s"), data.resolved("break_early_s"),
+        data.resolved("break_late_s"), data.resolved("break_s"), data.resolved("max_volume"),
+        np.minimum(data.resolved("max_stops"), 1 << 40), data.capacity[:, 0], data.capacity,
     ]).astype(np.float64)
-    pt = np.column_stack([data.unload_s, data.disposal_accepts.astype(np.float64)]).reshape(
-        data.num_disposal, 1 + data.num_streams)
-    c = np.zeros(8)
+    pt = np.column_stack([
+        data.unload_s, data.resolved("disposal_tw_early_s"), data.resolved("disposal_tw_late_s"),
+        data.disposal_accepts.astype(np.float64),
+    ]).reshape(data.num_disposal, 3 + data.num_streams)
+    c = np.zeros(11)
     c[ev.C_ND] = nd
     c[ev.C_FAST] = 1.0 if (data.is_plain_cvrp and symmetric) else 0.0
     # construction weights; the search starts lower and adapts (see solve)
@@ -127,6 +135,9 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     c[ev.C_NSTREAM] = data.num_streams
     c[ev.C_NSITE] = data.num_disposal
     c[ev.C_SWAPSTAR] = 1.0 if params.swap_star else 0.0
+    c[ev.C_MEANDEM] = mean_dem
+    c[ev.C_HASREL] = 1.0 if (data.resolved("release_s") > 0).any() else 0.0
+    c[ev.C_HASALLOW] = 0.0 if allowed.all() else 1.0
     return Inst(
         dist=dist,
         dur=np.ascontiguousarray(data.duration_s, dtype=np.float64),
@@ -155,8 +166,8 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
         rcost=np.zeros(r + 1),
         rpen=np.zeros((2, r + 1)),
         segs=np.zeros((10, 4), dtype=np.int64),
-        bufs=np.zeros((2, n + 1), dtype=np.int64),
-        work=np.zeros(2 + 2 * s),
+        bufs=np.zeros((3, n + 1), dtype=np.int64),
+        work=np.zeros(2 + 3 * s),
         misc=np.array([rng_seed, 0], dtype=np.uint64),
     )
 
