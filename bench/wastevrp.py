@@ -124,7 +124,8 @@ KIM_TRUCK_COST = 1e7
 
 
 def kim_data(path: Path, fleet: int | None = None) -> tuple[ProblemData, dict]:
-    """Kim et al. (2006) by the README's rules; returns (data, header figures)."""
+    """Kim et al. (2006) by the README's rules; returns (data, header figures). The fleet
+    (default 25 trucks) is a ceiling: unused trucks cost nothing."""
     lines = path.read_text().splitlines()
     q, r_day, max_stops, lunch, mph = (float(lines[k].split()[0]) for k in range(5))
     rows = [ln.split() for ln in lines[6:] if ln.strip()]
@@ -142,7 +143,7 @@ def kim_data(path: Path, fleet: int | None = None) -> tuple[ProblemData, dict]:
     cap = round(q * 10.0)
     trips = math.ceil(r_day / q)
     open_s, close_s = hhmm(depot[3]), hhmm(depot[4])
-    v = fleet or max(4, 2 * math.ceil(load.sum() / (cap * trips)) + 2)
+    v = fleet or 25
     data = ProblemData(
         distance=dist, duration_s=dur, num_depots=1, demand=load.reshape(n, 1),
         service_s=stops[:, 5].copy(),
@@ -245,7 +246,7 @@ def run_pyvrp_kim(data: ProblemData, limit: float, seed: int):
         visits = []
         for a in route:
             if a.is_client():
-                visits.append(nd + int(a.idx) - (1 + p))
+                visits.append(nd + int(a.idx))  # idx: 0-based client index
             elif a.is_depot() and 1 <= int(a.idx) <= p and visits:
                 visits.append(int(sites[int(a.idx) - 1]))
         if visits and nd <= visits[-1] < nd + n:
