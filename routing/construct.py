@@ -19,6 +19,7 @@ from routing.evaluate import (
     C_ND,
     I_POS,
     I_ROUTE,
+    I_UNLOAD,
     R_LEN,
     S_DEM1,
     S_PRIZE,
@@ -197,6 +198,7 @@ def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, elim: float,
         apply_pieces(inst, sol, r, np.int64(2), np.int64(-1), np.int64(0))
     for k in range(count):
         sol.stop_i[I_ROUTE, out[k]] = -1
+        sol.stop_i[I_UNLOAD, out[k]] = -1
     return count
 
 

@@ -85,7 +85,7 @@ number of streams and sites, SWAP* on, price of an unrouted required stop, mean 
 (the load-penalty unit of one stop too many), release dates used, compatibility used"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
-I_ROUTE, I_POS, I_PROMISING, I_SEEN = 0, 1, 2, 3
+I_ROUTE, I_POS, I_PROMISING, I_SEEN, I_UNLOAD = 0, 1, 2, 3, 4
 R_LEN, R_MODIFIED = 0, 1
 # float scratch (Sol.work): penalty of the last evaluation (total, then its load part),
 # then S loads, then S flags, then S look-ahead loads
@@ -108,14 +108,15 @@ class Sol(NamedTuple):
     """Mutable solution arrays. Route r is driven by truck r; row R (= V) is scratch."""
 
     seq: np.ndarray  # (R+1, N) stop indices per route
-    stop_i: np.ndarray  # (4, N) route (-1 = unrouted), position, promising (1 = re-examine),
-    # counter value when an unrouted optional stop was last offered to the routes
+    stop_i: np.ndarray  # (5, N) route (-1 = unrouted), position, promising (1 = re-examine),
+    # counter value when an unrouted optional stop was last offered to the routes,
+    # disposal site the truck unloads at just before this stop (-1 = none: only if full)
     route_i: np.ndarray  # (2, R+1) length, counter value of last change
     pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load (plain CVRP)
     rcost: np.ndarray  # (R+1,) penalised route cost
     rpen: np.ndarray  # (2, R+1) load penalty and time penalty included in rcost
     segs: np.ndarray  # (10, 4) scratch pieces: rows 0-4 route A, 5-9 route B
-    bufs: np.ndarray  # (3, N+1) scratch (row 2: the stops of the route being walked)
+    bufs: np.ndarray  # (3, 2N+2S+4) scratch (row 2: the stops of the route being walked)
     work: np.ndarray  # (2 + 3S,) float scratch
     misc: np.ndarray  # (2,) uint64: xorshift state, change counter
 
@@ -201,8 +202,8 @@ def _best_site(inst: Inst, work: np.ndarray, nstream: int, prev: int, nxt: int) 
 
 
 @njit(cache=True, _nrt=False)
-def _trip_release(inst: Inst, work: np.ndarray, fl: np.ndarray, i0: int, n: int,
-                  v: int) -> float:
+def _trip_release(inst: Inst, work: np.ndarray, fl: np.ndarray, sol_unload: np.ndarray,
+                  i0: int, n: int, v: int) -> float:
     """Latest release date of the stops the trip starting at ``fl[i0]`` will serve: the
     stops up to the next unload, found with the walk's own "unload when the next stop
     does not fit" rule on a copy of the loads."""
@@ -216,6 +217,11 @@ def _trip_release(inst: Inst, work: np.ndarray, fl: np.ndarray, i0: int, n: int,
     for j in range(i0, n):
         u = fl[j]
         if j > i0:
+            p = sol_unload[u]
+            if p >= 0:
+                for s in range(nstream):
+                    if work[look + s] > 0.0 and inst.pt[p, P_ACCEPTS + s] > 0.0:
+                        return rel
             for s in range(nstream):
                 ld = work[look + s]
                 if ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9:
@@ -276,7 +282,8 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
     brk_warp = 0.0
     start = int(vt[v, V_START])
     sc = vt[v, V_DSCALE]
-    rel = _trip_release(inst, work, fl, 0, n, v) if has_rel else 0.0
+    unl = sol.stop_i[I_UNLOAD]
+    rel = _trip_release(inst, work, fl, unl, 0, n, v) if has_rel else 0.0
     # leave as late as the start window allows without waiting at the first stop
     u0 = fl[0]
     want = st[u0, S_TWE] - dur[start, nd + u0] * sc
@@ -299,42 +306,51 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
         loc = nd + u
         if has_sites:
             need = False
-            for s in range(nstream):
-                ld = work[W_LOAD + s]
-                o = ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9
-                work[flags + s] = 1.0 if o else 0.0
-                need = need or o
-            if need:
-                p = _best_site(inst, work, nstream, prev, loc)
-                if p >= 0:
-                    d += dist[prev, npd + p]
-                    tt = dur[prev, npd + p] * sc
-                    if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
-                        bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
-                        if bs > vt[v, V_BRKL]:
-                            brk_warp += bs - vt[v, V_BRKL]
-                            bs = vt[v, V_BRKL]
-                        t = bs + vt[v, V_BRKD]
-                        brk_taken = 1.0
-                    t += tt
-                    if t < pt[p, P_TWE]:
-                        t = pt[p, P_TWE]
-                    if t > pt[p, P_TWL]:
-                        late += t - pt[p, P_TWL]
-                        t = pt[p, P_TWL]
-                    t += pt[p, P_UNLOAD]
-                    for s in range(nstream):
-                        if pt[p, P_ACCEPTS + s] > 0.0:
-                            work[W_LOAD + s] = 0.0
-                    reloads += 1
-                    prev = npd + p
-                    if record:
-                        out[nout] = prev
-                        nout += 1
-                    if has_rel:
-                        rel = _trip_release(inst, work, fl, idx, n, v)
-                        if t < rel:
-                            t = rel
+            p = unl[u]
+            if p >= 0:
+                # an unload the search placed here; pointless (and skipped) when nothing
+                # the site accepts is on board
+                for s in range(nstream):
+                    need = need or (work[W_LOAD + s] > 0.0 and pt[p, P_ACCEPTS + s] > 0.0)
+            if not need:
+                for s in range(nstream):
+                    ld = work[W_LOAD + s]
+                    o = ld > 0.0 and ld + st[u, S_DEMAND + s] > vt[v, V_CAP + s] + 1e-9
+                    work[flags + s] = 1.0 if o else 0.0
+                    need = need or o
+                if need:
+                    # the next stop does not fit: unload at the best site (the rule of
+                    # thumb; the local search may place unloads earlier)
+                    p = _best_site(inst, work, nstream, prev, loc)
+            if need and p >= 0:
+                d += dist[prev, npd + p]
+                tt = dur[prev, npd + p] * sc
+                if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+                    bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+                    if bs > vt[v, V_BRKL]:
+                        brk_warp += bs - vt[v, V_BRKL]
+                        bs = vt[v, V_BRKL]
+                    t = bs + vt[v, V_BRKD]
+                    brk_taken = 1.0
+                t += tt
+                if t < pt[p, P_TWE]:
+                    t = pt[p, P_TWE]
+                if t > pt[p, P_TWL]:
+                    late += t - pt[p, P_TWL]
+                    t = pt[p, P_TWL]
+                t += pt[p, P_UNLOAD]
+                for s in range(nstream):
+                    if pt[p, P_ACCEPTS + s] > 0.0:
+                        work[W_LOAD + s] = 0.0
+                reloads += 1
+                prev = npd + p
+                if record:
+                    out[nout] = prev
+                    nout += 1
+                if has_rel:
+                    rel = _trip_release(inst, work, fl, unl, idx, n, v)
+                    if t < rel:
+                        t = rel
         d += dist[prev, loc]
         tt = dur[prev, loc] * sc
         if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
@@ -468,6 +484,7 @@ def refresh_route(inst: Inst, sol: Sol, r: int) -> None:
 def set_scratch(inst: Inst, sol: Sol, u: int) -> int:
     """Put the lone stop ``u`` in the scratch row so it can be used as a piece."""
     r = sol.rcost.shape[0] - 1
+    sol.stop_i[I_UNLOAD, u] = -1  # an inserted stop starts without a placed unload
     sol.seq[r, 0] = u
     sol.route_i[R_LEN, r] = 1
     sol.pref[0, r, 0] = 0.0

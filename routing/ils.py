@@ -20,6 +20,7 @@ from routing.evaluate import (
     C_PENT,
     I_PROMISING,
     I_ROUTE,
+    I_UNLOAD,
     R_LEN,
     R_MODIFIED,
     Inst,
@@ -35,12 +36,13 @@ from routing.local_search import local_search
 
 
 @njit(cache=True)
-def snapshot(sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
-    """Copy every route of ``sol`` into (seq, rlen)."""
+def snapshot(sol: Sol, seq: np.ndarray, rlen: np.ndarray, unl: np.ndarray) -> None:
+    """Copy every route of ``sol`` into (seq, rlen) and the placed unloads into unl."""
     for r in range(rlen.shape[0]):
         n = sol.route_i[R_LEN, r]
         seq[r, :n] = sol.seq[r, :n]
         rlen[r] = n
+    unl[:] = sol.stop_i[I_UNLOAD]
 
 
 @njit(cache=True)
@@ -68,8 +70,10 @@ def ils_chunk(
     sol: Sol,
     cur_seq: np.ndarray,
     cur_rlen: np.ndarray,
+    cur_unl: np.ndarray,
     best_seq: np.ndarray,
     best_rlen: np.ndarray,
+    best_unl: np.ndarray,
     costs: np.ndarray,
     n_iter: int,
     frac_from: float,
@@ -134,11 +138,13 @@ def ils_chunk(
                 ln = sol.route_i[R_LEN, r]
                 cur_seq[r, :ln] = sol.seq[r, :ln]
                 cur_rlen[r] = ln
+                for p in range(ln):
+                    cur_unl[sol.seq[r, p]] = sol.stop_i[I_UNLOAD, sol.seq[r, p]]
             costs[0] = new_cost
             if feasible and new_cost < costs[1] - 1e-9:
                 costs[1] = new_cost
                 costs[5] = 0.0
-                snapshot(sol, best_seq, best_rlen)
+                snapshot(sol, best_seq, best_rlen, best_unl)
             else:
                 costs[5] += 1.0
         else:
@@ -152,6 +158,8 @@ def ils_chunk(
                 ln = cur_rlen[r]
                 sol.seq[r, :ln] = cur_seq[r, :ln]
                 sol.route_i[R_LEN, r] = ln
+                for p in range(ln):
+                    sol.stop_i[I_UNLOAD, cur_seq[r, p]] = cur_unl[cur_seq[r, p]]
                 refresh_route(inst, sol, r)
 
 

@@ -24,6 +24,7 @@ from routing.evaluate import (
     I_PROMISING,
     I_ROUTE,
     I_SEEN,
+    I_UNLOAD,
     R_LEN,
     R_MODIFIED,
     S_PRIZE,
@@ -34,9 +35,12 @@ from routing.evaluate import (
     Inst,
     Sol,
     apply_pieces,
+    bump_counter,
     eval_segs,
+    refresh_route,
     set_scratch,
     set_seg,
+    walk,
 )
 
 EPS = 1e-7
@@ -348,6 +352,99 @@ def _try_optional(inst: Inst, sol: Sol, u: int) -> bool:
 
 
 @njit(cache=True, _nrt=False)
+def _try_unload(inst: Inst, sol: Sol, u: int) -> bool:
+    """Place, move or remove an unload just before stop u: none, or one of the (at most
+    three) disposal sites with the smallest detour between u's predecessor and u. The
+    walk still unloads when the next stop does not fit, so this searches unloading
+    early, where a site is on the way, and which site."""
+    ru = sol.stop_i[I_ROUTE, u]
+    pu = sol.stop_i[I_POS, u]
+    old = sol.stop_i[I_UNLOAD, u]
+    if pu == 0 and old < 0:
+        return False
+    nd = int(inst.c[C_ND])
+    npd = nd + inst.st.shape[0]
+    dist = inst.dist
+    prev = int(inst.vt[ru, V_START]) if pu == 0 else nd + sol.seq[ru, pu - 1]
+    loc = nd + u
+    # the three sites with the smallest detour prev -> site -> u
+    c0 = -1
+    c1 = -1
+    c2 = -1
+    d0 = np.inf
+    d1 = np.inf
+    d2 = np.inf
+    for p in range(inst.pt.shape[0]):
+        det = dist[prev, npd + p] + dist[npd + p, loc]
+        if det < d0:
+            c2, d2, c1, d1, c0, d0 = c1, d1, c0, d0, p, det
+        elif det < d1:
+            c2, d2, c1, d1 = c1, d1, p, det
+        elif det < d2:
+            c2, d2 = p, det
+    set_seg(sol.segs, 0, ru, 0, sol.route_i[R_LEN, ru] - 1, 0)
+    best = sol.rcost[ru] - EPS
+    best_p = -2
+    for k in range(4):
+        p = -1 if k == 0 else (c0 if k == 1 else (c1 if k == 2 else c2))
+        if (k > 0 and p < 0) or p == old or (pu == 0 and p >= 0):
+            continue
+        sol.stop_i[I_UNLOAD, u] = p
+        c = eval_segs(inst, sol, 0, 1, ru)
+        if c < best:
+            best = c
+            best_p = p
+    if best_p == -2:
+        sol.stop_i[I_UNLOAD, u] = old
+        return False
+    sol.stop_i[I_UNLOAD, u] = best_p
+    refresh_route(inst, sol, ru)
+    sol.route_i[R_MODIFIED, ru] = bump_counter(sol)
+    sol.stop_i[I_PROMISING, u] = 1
+    if pu > 0:
+        sol.stop_i[I_PROMISING, sol.seq[ru, pu - 1]] = 1
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def _try_reverse(inst: Inst, sol: Sol, r: int) -> bool:
+    """Drive route r backwards, keeping each placed unload on the same street: an unload
+    between stops a and b (placed before b) goes before a in the reversed route."""
+    ln = sol.route_i[R_LEN, r]
+    if ln < 2:
+        return False
+    keep = sol.bufs[1]
+    for p in range(ln):
+        keep[p] = sol.stop_i[I_UNLOAD, sol.seq[r, p]]
+    # make the unloads the walk does when full explicit, so they keep their place too
+    set_seg(sol.segs, 0, r, 0, ln - 1, 0)
+    _, nv = walk(inst, sol, np.int64(0), np.int64(1), np.int64(r), sol.bufs[0])
+    nd = int(inst.c[C_ND])
+    npd = nd + inst.st.shape[0]
+    last = -1
+    for k in range(nv):
+        loc = sol.bufs[0, k]
+        if loc >= npd:
+            last = loc - npd
+        else:
+            sol.stop_i[I_UNLOAD, loc - nd] = last
+            last = -1
+    placed = sol.bufs[0]
+    for p in range(ln):
+        placed[p] = sol.stop_i[I_UNLOAD, sol.seq[r, p]]
+    for p in range(1, ln):
+        sol.stop_i[I_UNLOAD, sol.seq[r, p - 1]] = placed[p]
+    sol.stop_i[I_UNLOAD, sol.seq[r, ln - 1]] = -1
+    set_seg(sol.segs, 0, r, 0, ln - 1, 1)
+    if eval_segs(inst, sol, 0, 1, r) - sol.rcost[r] < -EPS:
+        apply_pieces(inst, sol, np.int64(r), np.int64(1), np.int64(-1), np.int64(0))
+        return True
+    for p in range(ln):
+        sol.stop_i[I_UNLOAD, sol.seq[r, p]] = keep[p]
+    return False
+
+
+@njit(cache=True, _nrt=False)
 def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> int:
     """Apply improving moves around promising stops until none is left.
 
@@ -363,6 +460,7 @@ def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> in
         if inst.st[u, S_REQ] == 0.0:
             has_optional = True
             break
+    has_sites = inst.pt.shape[0] > 0
     improved = True
     while improved:
         improved = False
@@ -393,6 +491,13 @@ def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> in
                     moves += 1
                     improved = True
             if has_optional and not (inst.st[u, S_REQ] > 0.0) and _try_optional(inst, sol, u):
+                moves += 1
+                improved = True
+                continue
+            ru = sol.stop_i[I_ROUTE, u]
+            if has_sites and ru >= 0 and (
+                    _try_unload(inst, sol, u)
+                    or (sol.stop_i[I_POS, u] == 0 and _try_reverse(inst, sol, ru))):
                 moves += 1
                 improved = True
     return moves

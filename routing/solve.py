@@ -154,10 +154,11 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
     r = data.num_vehicles
     s = data.num_streams
     rng_seed = np.random.default_rng(seed).integers(1, 2**63 - 1, dtype=np.int64)
-    stop_i = np.zeros((4, data.num_stops), dtype=np.int64)
+    stop_i = np.zeros((5, data.num_stops), dtype=np.int64)
     stop_i[ev.I_ROUTE] = -1
     stop_i[ev.I_PROMISING] = 1
     stop_i[ev.I_SEEN] = -1
+    stop_i[ev.I_UNLOAD] = -1
     return Sol(
         seq=np.zeros((r + 1, n), dtype=np.int64),
         stop_i=stop_i,
@@ -166,15 +167,17 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
         rcost=np.zeros(r + 1),
         rpen=np.zeros((2, r + 1)),
         segs=np.zeros((10, 4), dtype=np.int64),
-        bufs=np.zeros((3, n + 1), dtype=np.int64),
+        bufs=np.zeros((3, 2 * n + 2 * s + 4), dtype=np.int64),
         work=np.zeros(2 + 3 * s),
         misc=np.array([rng_seed, 0], dtype=np.uint64),
     )
 
 
-def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray) -> None:
+def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray,
+                 unl: np.ndarray) -> None:
     sol.stop_i[ev.I_ROUTE] = -1
     sol.stop_i[ev.I_SEEN] = -1
+    sol.stop_i[ev.I_UNLOAD] = unl
     for r in range(rlen.shape[0]):
         sol.seq[r, : rlen[r]] = seq[r, : rlen[r]]
         sol.route_i[ev.R_LEN, r] = rlen[r]
@@ -216,9 +219,11 @@ def solve(
 
     cur_seq = np.zeros((nroutes, max(n, 1)), dtype=np.int64)
     cur_rlen = np.zeros(nroutes, dtype=np.int64)
-    snapshot(sol, cur_seq, cur_rlen)
+    cur_unl = np.full(n, -1, dtype=np.int64)
+    snapshot(sol, cur_seq, cur_rlen, cur_unl)
     best_seq = cur_seq.copy()
     best_rlen = cur_rlen.copy()
+    best_unl = cur_unl.copy()
     cost0 = total_cost(inst, sol)
     feasible0 = not any(ev_infeasibility(inst, sol))
     # [current, best feasible, load-feasible, time-feasible, counted, since best improved]
@@ -256,7 +261,8 @@ def solve(
         else:
             f1 = 1.0
         t0 = time.perf_counter()
-        ils_chunk(inst, sol, cur_seq, cur_rlen, best_seq, best_rlen, costs, size,
+        ils_chunk(inst, sol, cur_seq, cur_rlen, cur_unl, best_seq, best_rlen, best_unl, costs,
+                  size,
                   f0, f1, t_hi, t_lo, min_removed, max_removed,
                   params.max_string_length, params.blink_rate, params.route_elimination,
                   params.repair_probability, order)
@@ -281,16 +287,17 @@ def solve(
             costs[2:5] = 0.0
         if costs[5] >= restart_after and np.isfinite(costs[1]):
             # diversification spent without a better plan: go back to the best one
-            _load_routes(inst, sol, best_seq, best_rlen)
+            _load_routes(inst, sol, best_seq, best_rlen, best_unl)
             cur_seq[:] = best_seq
             cur_rlen[:] = best_rlen
+            cur_unl[:] = best_unl
             costs[5] = 0.0
             changed = True
         if changed:
             refresh_all(inst, sol)
             costs[0] = total_cost(inst, sol)
 
-    _load_routes(inst, sol, best_seq, best_rlen)
+    _load_routes(inst, sol, best_seq, best_rlen, best_unl)
     buf = np.zeros(4 * max(n, 1) + 8 * data.num_streams + 8, dtype=np.int64)
     plan = [(r, _visits(inst, sol, r, buf)) for r in range(nroutes)
             if sol.route_i[ev.R_LEN, r] > 0]

@@ -235,3 +235,23 @@ def test_params_from_dict_checks_types_and_keys():
         RoutingParams.from_dict({"swap_star": 1})
     with pytest.raises(ValueError, match="target_feasible"):
         RoutingParams(target_feasible=1.5)
+
+
+def test_the_search_unloads_early_when_passing_a_site():
+    """Unloading only when full costs 8 km (A, B, back to the site before C); unloading
+    right after A, at the site on the way, costs 6 km."""
+    m = Model()
+    m.add_depot(0, 0)
+    m.add_stop(900, 0, demand=6)  # A
+    m.add_stop(2000, 0, demand=3)  # B
+    m.add_stop(3000, 0, demand=3)  # C
+    m.add_disposal_site(1000, 0, accepts=[0])
+    m.add_disposal_site(5000, 5000, accepts=[0])  # far: never the right choice
+    m.add_vehicle_type(num=1, capacity=10, cost_per_km=1000.0)
+    data = m.data()
+    when_full = simulate_route(data, 0, [1, 2, 4, 3, 4])
+    assert when_full.violations == () and when_full.cost == pytest.approx(8000.0)
+    res = solve(data, MaxIterations(20), seed=1)
+    assert res.is_feasible
+    assert res.cost == pytest.approx(6000.0)
+    assert res.routes[0].visits == (1, 4, 2, 3, 4)
