@@ -43,6 +43,7 @@ bench: system venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/cvrplib.py ../shared/data/cvrplib --time-limit 5 --solvers smartbins,pyvrp,ortools
 	$(BIN)/python bench/city_scale.py
+	$(BIN)/python bench/wastevrp.py
 	$(BIN)/python bench/gateway_throughput.py
 	$(BIN)/python bench/gateway_storm_sim.py
 	$(BIN)/python bench/gateway_chaos.py
