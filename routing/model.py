@@ -127,8 +127,9 @@ class ProblemData:
     def resolved(self, name: str) -> np.ndarray:
         """The optional array ``name`` with its default filled in when it is ``None``."""
         val = getattr(self, name)
-        if val is not None:
-            return val
+        return self._default(name) if val is None else val
+
+    def _default(self, name: str) -> np.ndarray:
         n, v, p = self.num_stops, self.num_vehicles, self.num_disposal
         defaults = {
             "release_s": lambda: np.zeros(n),
@@ -285,13 +286,9 @@ class ProblemData:
         given = getattr(self, name)
         if given is None:
             return False
-        saved = object.__getattribute__(self, name)
-        object.__setattr__(self, name, None)
-        try:
-            default = self.resolved(name)
-        finally:
-            object.__setattr__(self, name, saved)
-        return not np.array_equal(given, default)
+        if name == "max_stops":
+            return bool((given < self.num_stops).any())
+        return not np.array_equal(given, self._default(name))
 
     @classmethod
     def cvrp(

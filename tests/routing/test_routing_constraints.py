@@ -255,3 +255,20 @@ def test_the_search_unloads_early_when_passing_a_site():
     assert res.is_feasible
     assert res.cost == pytest.approx(6000.0)
     assert res.routes[0].visits == (1, 4, 2, 3, 4)
+
+
+def test_a_binding_day_limit_leaves_the_plain_cvrp_fast_path():
+    def data(**vehicle):
+        m = Model()
+        m.add_depot(0, 0)
+        for x in (100, 200, 300):
+            m.add_stop(x, 0, demand=1)
+        m.add_vehicle_type(num=3, capacity=10, **vehicle)
+        return m.data()
+
+    assert data().is_plain_cvrp
+    assert data(max_stops=100).is_plain_cvrp  # never binding
+    limited = data(max_stops=1)
+    assert not limited.is_plain_cvrp
+    res = solve(limited, MaxIterations(10), seed=1)
+    assert res.is_feasible and len(res.routes) == 3
