@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests" / "gateway"))
 import paho.mqtt.client as mqtt  # noqa: E402
 from gw_fleet import BASE_TS_MS, provision_fleet  # noqa: E402
 from gw_stack import Stack  # noqa: E402
-from gw_storm import OBSERVER_ACL, AckObserver, add_observer  # noqa: E402
+from gw_storm import OBSERVER_ACL, OBSERVER_CONF, AckObserver, add_observer  # noqa: E402
 
 from smartbins import protocol as p  # noqa: E402
 from smartbins.servers import wait_until  # noqa: E402
@@ -169,7 +169,9 @@ def storm_publisher(port: int, devices: list[tuple[str, str]], per_device: int,
 def null_subscriber(port: int, user: str, password: str, expected: int, done: mp.Event,
                     ready: mp.Event) -> None:  # fmt: skip
     count = 0
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-null", protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-bench-null", protocol=mqtt.MQTTv5
+    )
     c.username_pw_set(user, password)
 
     def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
@@ -342,7 +344,7 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    stack = Stack("bench-gw", extra_acl=OBSERVER_ACL)
+    stack = Stack("bench-gw", extra_acl=OBSERVER_ACL, extra_conf=OBSERVER_CONF)
     try:
         observer_pw = add_observer(stack)
         stack.start()

@@ -189,7 +189,9 @@ class Acknowledger:
         #: which runs an interval per wake; the device sets its clock from acknowledgements.
         self.now: Callable[[], int] = now_ms
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="fw-test-acker", clean_session=True
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{creds.username}-fw-test-acker",
+            clean_session=True,
         )
         self.client.username_pw_set(creds.username, creds.password)
         self.subscribed = threading.Event()

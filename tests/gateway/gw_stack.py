@@ -151,7 +151,7 @@ class Stack:
                 port=self.broker.port,
                 password_env="SMARTBINS_TEST_UNSET",
                 password_file=self.workdir / "secrets" / GATEWAY_ACCOUNT,
-                client_id=f"gw-{name}",
+                client_id=f"{GATEWAY_ACCOUNT}-{name}",
                 session_expiry_s=60,
                 keepalive_s=5,
                 reconnect_min_s=0.1,
