@@ -44,6 +44,8 @@ class Inbound:
     dead: list[p.DeadLetter] = field(default_factory=list)
     status: p.Status | None = None
     token: object = None
+    #: The broker sent a retained message (an old one, at subscribe time): not device activity.
+    retained: bool = False
 
     @property
     def points(self) -> int:
@@ -72,11 +74,17 @@ def _topic_device(topic: str) -> str | None:
 
 
 def decode(
-    topic: str, payload: bytes, received_ms: int, future_tolerance_ms: int, token: object = None
+    topic: str,
+    payload: bytes,
+    received_ms: int,
+    future_tolerance_ms: int,
+    token: object = None,
+    retained: bool = False,
 ) -> Inbound:
     """Decode one broker message into readings, dead letters and status. Never raises for bad
-    input: everything bad becomes a dead letter with its reason."""
-    out = Inbound(topic, payload, received_ms, token=token)
+    input: everything bad becomes a dead letter with its reason. ``retained``: the broker sent
+    a retained message, whose age is unknown (a status is then not taken as activity)."""
+    out = Inbound(topic, payload, received_ms, token=token, retained=retained)
     try:
         msg = p.parse_message(topic, payload)
     except p.PayloadError as e:
@@ -237,10 +245,12 @@ class Batch:
         # docs/protocol.md: a gateway answers every `online` status with an acknowledgement
         # carrying the current server_ts (ranges may be empty): how a device without NTP and
         # with nothing to acknowledge learns the time.
+        # A retained `online` is the device's last word from some earlier session, not a
+        # device waiting now: no answer.
         online = {
             m.status.device
             for m in self.messages
-            if m.status is not None and m.status.state == "online"
+            if m.status is not None and m.status.state == "online" and not m.retained
         }
         out: list[p.Ack] = []
         for device in sorted(set(stored) | set(rejected) | online):
@@ -256,7 +266,16 @@ class Batch:
         return out
 
     def statuses(self) -> list[tuple[p.Status, int]]:
-        return [(m.status, m.received_ms) for m in self.messages if m.status is not None]
+        """Status messages the devices sent now (with the gateway's receive time)."""
+        return [
+            (m.status, m.received_ms)
+            for m in self.messages
+            if m.status is not None and not m.retained
+        ]
+
+    def retained_statuses(self) -> list[p.Status]:
+        """Retained status messages the broker replayed at subscribe time (of unknown age)."""
+        return [m.status for m in self.messages if m.status is not None and m.retained]
 
     def readings(self) -> list[p.Reading]:
         return [r for m in self.messages for r in m.readings]

@@ -158,7 +158,10 @@ class Gateway:
                     self._cond.wait(0.5)
                 items = [self._raw.popleft() for _ in range(min(DECODE_CHUNK, len(self._raw)))]
             decoded = [
-                ingest.decode(topic, payload, received, self.tolerance_ms, token=delivery)
+                ingest.decode(
+                    topic, payload, received, self.tolerance_ms, token=delivery,
+                    retained=delivery.retain,
+                )
                 for topic, payload, delivery, received in items
             ]
             self.metrics.inc(
@@ -214,7 +217,7 @@ class Gateway:
                 log.error("dead letter could not be stored (%s): %s", detail, dead[i].detail)
         readings = [(r, m.received_ms) for m in batch.messages for r in m.readings]
         assert self.status is not None
-        self.status.apply(batch.statuses(), readings)
+        self.status.apply(batch.statuses(), readings, batch.retained_statuses())
         # Durable now: tell the devices and the broker.
         now = self.wall_ms()
         for d in dead:
