@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartbins import protocol as p
+from smartbins.settings import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_status (
@@ -57,6 +58,7 @@ class StatusStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        private_file(self.path)  # mode 0600 whatever it was: device fleet state is ours alone
         self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from smartbins import influx
 from smartbins.errors import SmartbinsError
-from smartbins.passwords import PasswordFile
+from smartbins.passwords import BROKER_USER, PasswordFile, mqtt_login
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_CONF = REPO_ROOT / "mosquitto.conf"
@@ -227,7 +227,22 @@ class Mosquitto(_ChildServer):
 
     @property
     def passwords(self) -> PasswordFile:
-        return PasswordFile(self.passwd_path, reload=self.reload)
+        """The broker's password file: every change reloads the broker and is verified by a
+        login with a changed account (the broker drops to `mosquitto` only when run as root)."""
+        return PasswordFile(
+            self.passwd_path,
+            reload=self.reload,
+            verify=self.check_login if not self.dev else None,
+            broker_user=BROKER_USER if os.geteuid() == 0 else None,
+        )
+
+    def check_login(self, username: str, password: str) -> None:
+        """Raise ServerError unless the running broker accepts this account (no-op if stopped)."""
+        if not self.running:
+            return
+        code = mqtt_login("127.0.0.1", self.port, username, password)
+        if code != 0:
+            raise ServerError(f"the broker refused {username!r} (CONNACK {code})")
 
     def _render(self, production: str, extra: str) -> str:
         kept = []
@@ -293,9 +308,16 @@ class Mosquitto(_ChildServer):
         if not (self.running and self.proc is not None):
             return
         before = self._reloads()
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: self._reloads() > before, timeout, 0.01, "mosquitto reload")
         time.sleep(0.05)  # the line is logged just before the files are read
+        with open(self.log_path, "rb") as f:
+            f.seek(log_size)
+            since = f.read().decode(errors="replace")
+        for line in since.splitlines():
+            if "Error" in line:
+                raise ServerError(f"mosquitto reloaded with an error: {line.strip()}")
 
     def _reloads(self) -> int:
         try:
