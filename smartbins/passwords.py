@@ -59,6 +59,10 @@ def verify_password(password: str, hashed: str) -> bool:
 BROKER_USER = "mosquitto"
 #: The password file's mode: the writer reads and writes, the broker's group reads, no one else.
 PASSWORD_FILE_MODE = 0o640
+#: An account with no rights (no ACL line, no subscription) whose password is new in every
+#: rewrite of the file: a login with it proves the broker read this very version. Logging in
+#: as a changed device instead would create or take over that device's session.
+VERIFY_ACCOUNT = "smartbins.verify"
 
 
 class PasswordFileError(SmartbinsError, RuntimeError):
@@ -66,19 +70,19 @@ class PasswordFileError(SmartbinsError, RuntimeError):
 
 
 def mqtt_login(host: str, port: int, username: str, password: str, timeout: float = 5.0) -> int:
-    """Log in to the broker once (MQTT 3.1.1 CONNECT, persistent session kept) and return the
-    CONNACK code: 0 accepted, 4 bad username or password, 5 not authorised.
+    """Log in to the broker once (MQTT 3.1.1 CONNECT, clean session) and return the CONNACK
+    code: 0 accepted, 4 bad username or password, 5 not authorised.
 
-    The client id is the account's own (a device's id; ``<account>-verify`` for a service
-    account), the only ones the broker takes; ``clean session`` is off, so a device's queued
-    acknowledgements stay in its session. No paho: one packet each way, no threads."""
-    client_id = f"{username}-verify" if "." in username else username
+    The client id is the account's own (a device's id; ``<account>-login`` for a service
+    account), the only ones the broker takes. Meant for :data:`VERIFY_ACCOUNT`: a clean login
+    as a device would end that device's session. No paho: one packet each way, no threads."""
+    client_id = f"{username}-login" if "." in username else username
 
     def field(text: str) -> bytes:
         data = text.encode()
         return struct.pack("!H", len(data)) + data
 
-    body = field("MQTT") + bytes([4, 0x80 | 0x40]) + struct.pack("!H", 10)
+    body = field("MQTT") + bytes([4, 0x80 | 0x40 | 0x02]) + struct.pack("!H", 10)
     body += field(client_id) + field(username) + field(password)
     length, n = b"", len(body)
     while True:
@@ -157,8 +161,9 @@ class PasswordFile:
     group (``broker_user``'s primary group) and mode 0640, so the hashes are readable by the
     broker and nobody else (0600 when ``broker_user`` is None: the broker runs as the writer).
     Before the new file replaces the old one it is checked that the broker's user can reach and
-    read it; after ``reload``, ``verify(username, password)``
-    (e.g. a login with :func:`mqtt_login`) proves the broker took it. If either fails, the old
+    read it; after ``reload``, ``verify(username, password)`` (e.g. a login with
+    :func:`mqtt_login`) with :data:`VERIFY_ACCOUNT`, whose password is new in every version of
+    the file, proves the broker took it. If either fails, the old
     file is put back (and the broker reloaded again) and PasswordFileError says what to fix.
     """
 
@@ -202,14 +207,16 @@ class PasswordFile:
             entries[user] = hash_password(password)
         for user in remove:
             entries.pop(user, None)
+        check = new_secret() if self._verify else None
+        if check is not None:
+            entries[VERIFY_ACCOUNT] = hash_password(check)
         old = self.path.read_bytes() if self.path.exists() else None
         self._write(b"".join(f"{u}:{h}\n".encode() for u, h in sorted(entries.items())))
         try:
             if self._reload:
                 self._reload()
-            if self._verify and set_passwords:
-                user = sorted(set_passwords)[0]
-                self._verify(user, set_passwords[user])
+            if self._verify and check is not None:
+                self._verify(VERIFY_ACCOUNT, check)
         except Exception as e:
             self._restore(old)
             raise PasswordFileError(

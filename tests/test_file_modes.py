@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.status import StatusStore
+from smartbins.devicestatus import StatusStore
 from smartbins.passwords import BROKER_USER, PasswordFile, mqtt_login
 from smartbins.provisioning import (
     GATEWAY_ACCOUNT,

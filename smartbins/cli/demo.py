@@ -77,7 +77,7 @@ def _gateway_config(
             port=broker.port,
             password_env="SMARTBINS_DEMO_UNSET",
             password_file=secrets / GATEWAY_ACCOUNT,
-            client_id="demo-gateway",
+            client_id=f"{GATEWAY_ACCOUNT}-demo",
         ),
         influxdb=replace(
             cfg.influxdb,

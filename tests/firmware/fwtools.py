@@ -292,6 +292,10 @@ class Fleet:
         self.server.start()
         assert self.server.proc is not None
         self.pid_file.write_text(f"{self.server.proc.pid}\n")
+        self.settings_path = self.pid_file.with_name("device-settings.toml")
+        self.settings_path.write_text(
+            f'broker_host = "127.0.0.1"\nbroker_port = {self.server.port}\n'
+        )
 
     def stop(self) -> None:
         self.server.stop()
@@ -304,6 +308,9 @@ class Fleet:
             str(self.server.passwd_path),
             "--broker-pid-file",
             str(self.pid_file),
+            # broker_host and broker_port: where a password change is verified after the reload.
+            "--settings",
+            str(self.settings_path),
         ]
 
     def cli(self, *argv: str) -> int:

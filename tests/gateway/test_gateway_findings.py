@@ -1,5 +1,6 @@
 """Findings of the attack run (issue 11) that live in the gateway, reproduced against the real
-broker, InfluxDB and gateway: a retained status taken as fresh, a health gauge stuck at 0."""
+broker, InfluxDB and gateway: a retained status taken as fresh, a health gauge stuck at 0, an
+acknowledged reading overwritten by a later one with the same timestamp."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 from gw_fleet import provision_fleet
 
 from gateway.service import Gateway
-from gateway.status import StatusStore
 from smartbins import protocol as p
-from smartbins.servers import free_port, wait_until
+from smartbins import storage
+from smartbins.devicestatus import StatusStore
+from smartbins.servers import InfluxDB, free_port, wait_until
 from smartbins.testing import Broker, MqttProbe
 
 
@@ -85,3 +87,39 @@ def test_influx_health_gauge_says_what_healthz_says(
         assert _gauge(dead.http.port, "gateway_influx_healthy") == 0
     finally:
         probe.close()
+
+
+def test_a_new_seq_with_an_old_timestamp_does_not_overwrite_an_acknowledged_reading(
+    broker: Broker,
+    influxdb: InfluxDB,
+    fresh_db: str,
+    gateway_factory: Callable[..., Gateway],
+    mqtt_probe: Callable[..., MqttProbe],
+    registry_path: Path,
+    unique: str,
+) -> None:
+    """A device without a good clock (after a power loss, before its first server_ts) stamps
+    seq 2 with seq 1's time. Both are acknowledged as stored, so both must be there, seq 2
+    flagged; a resend of seq 2 overwrites itself."""
+    gw = gateway_factory()
+    wait_until(gw.mqtt.subscribed.is_set, 10, message="gateway subscribed")
+    (cred,) = provision_fleet(str(registry_path), broker.server.passwords, unique, 1)
+    dev = mqtt_probe(cred.username, cred.password)
+    dev.connect()
+    dev.subscribe(p.topic_for("ack", cred.username))
+    ts = 1_764_000_000_000
+
+    def reading(seq: int, mm: int) -> p.Reading:
+        return p.Reading(cred.username, seq, 1, ts, "1.0.0", 3600, distance_mm=mm, fill_pct=1.0)
+
+    def acked(seq: int) -> bool:
+        acks = [p.parse_message(m.topic, m.payload) for m in dev.received()]
+        return any(lo <= seq <= hi for a in acks for lo, hi in a.stored)  # type: ignore[union-attr]
+
+    for seq, mm in ((1, 500), (2, 600), (2, 600)):  # the last one a resend
+        dev.publish(*p.encode_message(reading(seq, mm)))
+        wait_until(lambda s=seq: acked(s), 10, message=f"seq {seq} acknowledged")
+    (s,) = influxdb.client(fresh_db).query(
+        f"SELECT seq, mm, {storage.SUSPECT_TS_FIELD} FROM {storage.MEASUREMENT}"
+    )
+    assert s["values"] == [[ts, 1.0, 500.0, None], [ts, 2.0, 600.0, 1.0]]
