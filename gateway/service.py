@@ -62,6 +62,7 @@ class Gateway:
             timeout=cfg.influxdb.timeout_s,
         )
         self.store = Store(influx, cfg.retry, self.metrics, stop=self._abort)
+        self.clock_check = ingest.ClockCheck()  # the writer thread's: see _process
         self.status: StatusStore | None = None
         self.mqtt = MqttLink(cfg.mqtt, secrets.mqtt_password, self._on_message, self.metrics)
         self.http: MetricsServer | None = None
@@ -207,7 +208,7 @@ class Gateway:
             self._abort.set()
 
     def _process(self, batch: ingest.Batch) -> None:
-        points = batch.reading_points()
+        points = batch.reading_points(self.clock_check)
         rejected = self.store.write([storage.to_line(pt) for pt, _ in points])
         for i, detail in rejected.items():
             batch.reject_stored(points[i][1], detail)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import RetryConfig
 from gateway.metrics import Metrics
+from smartbins import storage
 from smartbins.influx import InfluxClient, InfluxError
 
 log = logging.getLogger("smartbins.gateway.store")
@@ -123,7 +124,7 @@ class Store:
                 raise Stopped("stopping with a write not done")
             t0 = self.clock()
             try:
-                self.client.write_lines(chunk)
+                self.client.write_lines(chunk, precision=storage.PRECISION)
             except InfluxError as e:
                 self.metrics.observe("gateway_write_seconds", self.clock() - t0)
                 if classify(e) == "split":
