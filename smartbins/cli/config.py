@@ -11,6 +11,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     cfg = sub.add_parser(
         "config",
+        usage="smartbins config [-h] [check FILE]",
         help="Print the commented sample gateway config, or check a config file.",
         description="Without arguments: print the sample gateway config (every key with its "
         "default and trade-off). `config check FILE` validates FILE and its secrets without "
