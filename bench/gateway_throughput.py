@@ -16,6 +16,14 @@ pipelined QoS 1 PUBLISH, PUBACK), so that the Python publishers are not what is 
 
     .venv/bin/python bench/gateway_throughput.py [--devices 10000] [--live-devices 500]
         [--workers N] [--gateways 1]
+
+``--auth`` measures instead what the broker plugin (broker/smartbins_auth.c: client ids and
+subscriptions) costs: the same steps on a broker with the production configuration and on one
+without the plugin (the configuration before it), alternating, ``--rounds`` times each:
+devices connecting (CONNECT to CONNACK, one connection per device at a time, as a wake does),
+(a) the ceiling, and (b) end to end with one gateway process.
+
+    .venv/bin/python bench/gateway_throughput.py --auth [--connect-devices 2000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -327,6 +335,67 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     return dt_acked, total / dt_acked, stored, total - stored
 
 
+def connect_all(port: int, devices: list[tuple[str, str]], done: mp.Queue) -> None:
+    """Connect each device in turn (CONNECT, CONNACK, DISCONNECT), as devices waking do."""
+    for dev, pw in devices:
+        s = _connect(port, dev, pw)
+        s.sendall(b"\xe0\x00")
+        s.close()
+    done.put(len(devices))
+
+
+def phase_connect(stack: Stack, devs: list[tuple[str, str]], procs: int) -> float:
+    """Connects per second, ``procs`` processes each connecting its share one after another."""
+    ctx = mp.get_context("fork")
+    done = ctx.Queue()
+    workers = [ctx.Process(daemon=True, target=connect_all, args=(stack.broker.port, part, done))
+               for part in split(devs, procs)]  # fmt: skip
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    n = sum(done.get(timeout=300) for _ in workers)
+    dt = time.monotonic() - t0
+    for w in workers:
+        w.join(10)
+    return n / dt
+
+
+def compare_auth(args: argparse.Namespace) -> int:
+    """The plugin's cost: both broker configurations, alternating, in this one run."""
+    results: dict[str, list[tuple[float, float, float]]] = {"without plugin": [], "plugin": []}
+    for rnd in range(args.rounds):
+        for label, plugin in (("without plugin", False), ("plugin", True)):
+            stack = Stack(f"bench-auth-{rnd}-{plugin:d}", plugin=plugin)
+            try:
+                stack.start()
+                registry = stack.workdir / "registry.sqlite"
+                creds = provision_fleet(
+                    str(registry), stack.broker.passwords, "auth", args.connect_devices
+                )
+                devs = [(c.username, c.password) for c in creds]
+                live = devs[: args.live_devices]
+                connects = phase_connect(stack, devs, args.procs)
+                ceiling = phase_a(stack, live, args.live_messages, args.procs)
+                gw = stack.add_gateway("gw", mqtt={"keepalive_s": 30}, process={"workers": 1})
+                gw.start()
+                gw.wait_healthy(30)
+                e2e, stored = phase_b(stack, live, args.live_messages, args.procs)
+                assert stored == len(live) * args.live_messages, stored
+                results[label].append((connects, ceiling, e2e))
+                print(f"round {rnd + 1} {label:>14}: {connects:8,.0f} connects/s, "
+                      f"(a) {ceiling:8,.0f} messages/s, (b) {e2e:8,.0f} readings/s",
+                      flush=True)  # fmt: skip
+            finally:
+                stack.close()
+    print("median of the rounds (plugin against the configuration without it, same run):")
+    names = ("connects/s", "(a) messages/s", "(b) readings/s")
+    for i, name in enumerate(names):
+        old = sorted(r[i] for r in results["without plugin"])[len(results["without plugin"]) // 2]
+        new = sorted(r[i] for r in results["plugin"])[len(results["plugin"]) // 2]
+        print(f"  {name:>15}: without {old:9,.0f}   with {new:9,.0f}   ({new / old - 1:+.1%})")
+    return 0
+
+
 def main() -> int:
     # SIGTERM ends the run through `finally`, so the servers it started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -343,7 +412,14 @@ def main() -> int:
         "--workers", type=int, default=os.cpu_count() or 1,
         help="[process] workers of each gateway (default: the CPU count); (b) also runs with 1",
     )
+    ap.add_argument("--auth", action="store_true",
+                    help="measure the broker plugin's cost against the configuration without it")
+    ap.add_argument("--connect-devices", type=int, default=2000,
+                    help="devices that connect once each in --auth (default 2000)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of each configuration (--auth)")
     args = ap.parse_args()
+    if args.auth:
+        return compare_auth(args)
 
     stack = Stack("bench-gw", extra_acl=OBSERVER_ACL, extra_conf=OBSERVER_CONF)
     try:
