@@ -34,6 +34,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -363,6 +364,7 @@ def phase_connect(stack: Stack, devs: list[tuple[str, str]], procs: int) -> floa
 def compare_auth(args: argparse.Namespace) -> int:
     """The plugin's cost: both broker configurations, alternating, in this one run."""
     results: dict[str, list[tuple[float, float, float]]] = {"without plugin": [], "plugin": []}
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     for rnd in range(args.rounds):
         for label, plugin in (("without plugin", False), ("plugin", True)):
             stack = Stack(f"bench-auth-{rnd}-{plugin:d}", plugin=plugin)
@@ -387,11 +389,12 @@ def compare_auth(args: argparse.Namespace) -> int:
                       flush=True)  # fmt: skip
             finally:
                 stack.close()
+        print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     print("median of the rounds (plugin against the configuration without it, same run):")
     names = ("connects/s", "(a) messages/s", "(b) readings/s")
     for i, name in enumerate(names):
-        old = sorted(r[i] for r in results["without plugin"])[len(results["without plugin"]) // 2]
-        new = sorted(r[i] for r in results["plugin"])[len(results["plugin"]) // 2]
+        old = statistics.median(r[i] for r in results["without plugin"])
+        new = statistics.median(r[i] for r in results["plugin"])
         print(f"  {name:>15}: without {old:9,.0f}   with {new:9,.0f}   ({new / old - 1:+.1%})")
     return 0
 
