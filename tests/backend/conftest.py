@@ -77,8 +77,12 @@ def make_municipality(
             assets.NewBin(f"{tag}-bin-1", f"{tag}-site-1", "residual", 660, area="center"),
             assets.NewBin(f"{tag}-bin-2", f"{tag}-site-1", "glass", 1500, area="harbour"),
             assets.NewBin(f"{tag}-bin-3", f"{tag}-site-1", "paper+cardboard", 660, area="center"),
+            assets.NewBin(f"{tag}-bin-4", f"{tag}-site-1", "residual", 240),
+            assets.NewBin(f"{tag}-bin-5", f"{tag}-site-1", "residual", 240),
         ],
     )
+    assets.add_site(reg, m, f"{tag}-site-2", 55.69, 12.58)
+    assets.add_depot(reg, m, f"{tag}-depot-2", 55.67, 12.61)
     devices = [f"{prefix}{tag}-dev-1", f"{prefix}{tag}-dev-2"]
     provisioning.provision(
         reg,
@@ -97,6 +101,10 @@ def make_municipality(
         "truck_id": f"{tag}-truck-1",
         "bin_id": f"{tag}-bin-1",
         "free_bin_id": f"{tag}-bin-3",
+        "spare_bin_id": f"{tag}-bin-4",
+        "move_bin_id": f"{tag}-bin-5",
+        "spare_site_id": f"{tag}-site-2",
+        "spare_depot_id": f"{tag}-depot-2",
         "device_id": devices[0],
         "device_2": devices[1],
     }
@@ -180,10 +188,13 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
             world.tokens[f"{tag}-{role}"] = text
     _, world.tokens["root"] = tokens.create(reg, "installation admin", "admin", ["*"])
     _, world.tokens["expired"] = tokens.create(
-        reg, "expired admin", "admin", ["0101"], expires_ms=now_ms() + 1, at_ms=now_ms()
+        reg, "expired admin", "admin", ["0101"], expires_ms=now_ms() - 1, at_ms=now_ms() - 2
     )
     tok, world.tokens["revoked"] = tokens.create(reg, "revoked admin", "admin", ["0101"])
     tokens.revoke(reg, tok.id)
+    for tag, m in (("a", "0101"), ("b", "0147")):
+        spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m])
+        ids[tag]["token_id"] = spare.id
     reg.close()
     return world
 
