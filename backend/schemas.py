@@ -20,6 +20,10 @@ Stream = Annotated[
     str,
     Field(max_length=60, description="a stream: fraction codes joined by +", examples=["glass"]),
 ]
+#: A collection district's name: letters (any script), digits, spaces, . - _ (no quotes or
+#: operators: it is a filter value).
+AREA_PATTERN = r"^[\w][\w .-]{0,99}$|^$"
+Area = Annotated[str, Field(max_length=100, pattern=AREA_PATTERN, examples=["Indre By"])]
 ContainerType = Literal[tuple(CONTAINER_TYPES)]  # type: ignore[valid-type]
 Role = Literal[ROLES]  # type: ignore[valid-type]
 Fuel = Literal["diesel", "hvo", "electric", "cng", "biogas", "hydrogen"]
@@ -88,7 +92,7 @@ class BinCreate(Request):
     volume_l: Annotated[float, Field(gt=0, le=100_000, description="volume [l]")]
     container_type: ContainerType = "wheelie"
     full_pct: Annotated[float, Field(gt=0, le=200, description="fill [%] counted as full")] = 90.0
-    area: Annotated[str, Field(max_length=100)] = ""
+    area: Area = ""
 
 
 class BinUpdate(Request):
@@ -97,7 +101,7 @@ class BinUpdate(Request):
     volume_l: Annotated[float, Field(gt=0, le=100_000)] | None = None
     container_type: ContainerType | None = None
     full_pct: Annotated[float, Field(gt=0, le=200)] | None = None
-    area: Annotated[str, Field(max_length=100)] | None = None
+    area: Area | None = None
 
 
 class BinPublic(BaseModel):
