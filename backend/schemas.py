@@ -30,7 +30,7 @@ Fuel = Literal["diesel", "hvo", "electric", "cng", "biogas", "hydrogen"]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Error(BaseModel):
