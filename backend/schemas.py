@@ -362,3 +362,28 @@ class TokenPublic(BaseModel):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="the token itself: shown this once, stored only as a hash")
+
+
+# ----------------------------------------------------------------------------- fleet health
+
+
+class DeviceHealth(BaseModel):
+    device_id: str
+    bin_id: str | None
+    state: str
+    online: str | None = Field(description="online or lost from the gateway's status, if known")
+    firmware_installed: str
+    firmware_reported: str | None
+    last_seen_ms: int | None
+    battery_mv: float | None
+    battery_trend_mv_per_day: float | None
+    rssi_dbm: float | None
+    reboots: int
+    buffered: int | None
+    dropped: int
+    readings: int
+    sensor_faults: int
+    flags: list[str]
+    dead_letters: dict[str, int] = Field(description="dead letters in the window by reason")
+    priority: float = Field(description="visit priority: higher first")
+    reasons: list[str]
