@@ -148,6 +148,52 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (token_id, municipality_id)
     );
     """,
+    # 5: alerts (backend/alerts.py): one row per alert, at most one not resolved per device and
+    # kind (the deduplication), its state changes, an outbox of deliveries written in the same
+    # transaction (so a restart neither loses nor repeats one), and what the alert engine last
+    # saw of each device.
+    """
+    CREATE TABLE alerts (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        device_id       TEXT NOT NULL,
+        bin_id          TEXT,
+        kind            TEXT NOT NULL CHECK (kind IN
+                        ('full', 'fire', 'tilt', 'low_battery', 'offline', 'sensor_fault')),
+        state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        opened_ms       INTEGER NOT NULL,
+        reading_ts_ms   INTEGER,
+        detail          TEXT NOT NULL DEFAULT '',
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_active ON alerts(device_id, kind) WHERE state != 'resolved';
+    CREATE INDEX alerts_municipality ON alerts(municipality_id, state);
+    CREATE TABLE alert_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id    INTEGER NOT NULL REFERENCES alerts(id),
+        state       TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        note        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE alert_outbox (
+        event_id     INTEGER NOT NULL REFERENCES alert_events(id),
+        channel      TEXT NOT NULL CHECK (channel IN ('webhook', 'mqtt')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_ms      INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        last_error   TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (event_id, channel)
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox(delivered_ms, next_ms);
+    CREATE TABLE alert_devices (
+        device_id    TEXT PRIMARY KEY,
+        last_ts_ms   INTEGER NOT NULL,
+        interval_s   INTEGER NOT NULL,
+        last_mm      INTEGER,
+        same_mm      INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
