@@ -194,6 +194,21 @@ MIGRATIONS: tuple[str, ...] = (
         same_mm      INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 6: a change counter over what the bins' latest state is built from (bins, sites, the
+    # device-to-bin history), bumped by triggers: the backend caches the answer and rebuilds
+    # it only when the counter or the readings changed.
+    """
+    CREATE TABLE change_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO change_counter VALUES ('bins', 0);
+    """
+    + "".join(
+        f"""
+    CREATE TRIGGER {table}_{op.lower()}_counts AFTER {op} ON {table}
+    BEGIN UPDATE change_counter SET value = value + 1 WHERE name = 'bins'; END;
+    """
+        for table in ("bins", "sites", "device_bins")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
@@ -302,6 +317,21 @@ def _config(
         raise RegistryError(f"device {device.id!r}: config {e}") from None
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements (a trigger's body holds semicolons: it ends at END;)."""
+    out: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current = f"{current};{part}" if current else part
+        if current.strip().upper().startswith("CREATE TRIGGER") and not current.strip().upper(
+        ).endswith("END"):
+            continue
+        if current.strip():
+            out.append(current)
+        current = ""
+    return out
+
+
 class Registry:
     """One open registry database. Methods are small transactions; ``transaction()`` groups them."""
 
@@ -340,10 +370,14 @@ class Registry:
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def bins_version(self) -> int:
+        """Changes so far to bins, sites and the device-to-bin history (a cache key)."""
+        row = self.db.execute("SELECT value FROM change_counter WHERE name = 'bins'").fetchone()
+        return int(row[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
