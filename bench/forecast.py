@@ -279,7 +279,8 @@ def weekday_rate(truth: dict, split_s: float, utc_offset_h: float = 1.0) -> Call
         sums, counts = np.zeros(7), np.zeros(7)
         for a in at:
             i, j = np.searchsorted(tt, a), np.searchsorted(tt, a + 24 * H)
-            if i == 0 or j >= len(tt) or abs(tt[i] - a) > 1.5 * H or abs(tt[j] - a - 24 * H) > 1.5 * H:
+            if (i == 0 or j >= len(tt) or abs(tt[i] - a) > 1.5 * H
+                    or abs(tt[j] - a - 24 * H) > 1.5 * H):
                 continue
             if ee[i : j + 1].any():
                 continue
@@ -344,7 +345,8 @@ def score(methods: dict[str, Callable], readings: dict, truth: dict, split_s: fl
                 if target >= end_cycle:
                     continue
                 j = np.searchsorted(tt, target)
-                cand = [k for k in (j - 1, j) if 0 <= k < len(tt) and abs(tt[k] - target) <= 1.5 * H]
+                cand = [k for k in (j - 1, j)
+                        if 0 <= k < len(tt) and abs(tt[k] - target) <= 1.5 * H]
                 if not cand:
                     continue
                 k = min(cand, key=lambda k: abs(tt[k] - target))
