@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import maximum_filter1d
 from scipy.special import ndtr, ndtri
 
 from routing.plan_params import ForecastParams
@@ -205,17 +206,41 @@ def _group_median(keys: NDArray[np.int64], values: NDArray[np.float64], size: in
     return out
 
 
+def _window_median(cols: list[np.ndarray]) -> np.ndarray:
+    """NaN-aware median across equally shaped arrays (NaN where all are NaN).
+
+    NaN becomes +inf, the stack is sorted by odd-even transposition (k rounds of
+    element-wise min/max, fast for the k <= 6 used here), and the median is taken among the
+    valid values only."""
+    k = len(cols)
+    n = sum((~np.isnan(c)).astype(np.int64) for c in cols)
+    st = [np.where(np.isnan(c), np.inf, c) for c in cols]
+    for r in range(k):
+        for i in range(r % 2, k - 1, 2):
+            a, b = st[i], st[i + 1]
+            st[i], st[i + 1] = np.minimum(a, b), np.maximum(a, b)
+    stack = np.stack(st)
+    lo = np.clip((n - 1) // 2, 0, k - 1)
+    hi = np.clip(n // 2, 0, k - 1)
+    m = 0.5 * (np.take_along_axis(stack, lo[None], 0)[0]
+               + np.take_along_axis(stack, hi[None], 0)[0])
+    return np.where(n > 0, m, np.nan)
+
+
+def _shifted(g: np.ndarray, s: int) -> np.ndarray:
+    """``out[:, h] = g[:, h - s]`` (NaN outside)."""
+    out = np.full_like(g, np.nan)
+    if s >= 0:
+        out[:, s:] = g[:, : g.shape[1] - s]
+    else:
+        out[:, :s] = g[:, -s:]
+    return out
+
+
 def _running_median(g: NDArray[np.float64], k: int) -> np.ndarray:
     """Centred running median along axis 1 over ``k`` cells, NaN-aware (NaN if all NaN)."""
     pad = k // 2
-    gp = np.pad(g, ((0, 0), (pad, k - 1 - pad)), constant_values=np.nan)
-    win = np.sort(np.lib.stride_tricks.sliding_window_view(gp, k, axis=1), axis=2)
-    n = (~np.isnan(win)).sum(axis=2)
-    lo = np.clip((n - 1) // 2, 0, k - 1)
-    hi = np.clip(n // 2, 0, k - 1)
-    m = 0.5 * (np.take_along_axis(win, lo[..., None], 2)[..., 0]
-               + np.take_along_axis(win, hi[..., None], 2)[..., 0])
-    return np.where(n > 0, m, np.nan)
+    return _window_median([_shifted(g, s) for s in range(-(k - 1 - pad), pad + 1)])
 
 
 def ghost_levels(
@@ -330,9 +355,7 @@ def _detect_drops(smooth: NDArray[np.float64], drop_pct: float) -> np.ndarray:
     d = np.where(np.isfinite(d), d, -np.inf)
     peak = d >= drop_pct
     # local maximum within +-12 hours
-    pad = 12
-    dp = np.pad(d, ((0, 0), (pad, pad)), constant_values=-np.inf)
-    win_max = np.lib.stride_tricks.sliding_window_view(dp, 2 * pad + 1, axis=1).max(axis=2)
+    win_max = maximum_filter1d(d, size=25, axis=1, mode="constant", cval=-np.inf)
     peak &= d >= win_max
     # ties: keep the first hour of a plateau of equal maxima
     prev = np.concatenate([np.zeros((n_bins, 1), bool), peak[:, :-1]], axis=1)
@@ -341,14 +364,7 @@ def _detect_drops(smooth: NDArray[np.float64], drop_pct: float) -> np.ndarray:
 
 def _trailing_median(g: NDArray[np.float64], k: int) -> np.ndarray:
     """Median of the ``k`` cells before each cell (exclusive), NaN-aware."""
-    gp = np.pad(g, ((0, 0), (k, 0)), constant_values=np.nan)[:, :-1]
-    win = np.sort(np.lib.stride_tricks.sliding_window_view(gp, k, axis=1), axis=2)
-    n = (~np.isnan(win)).sum(axis=2)
-    lo = np.clip((n - 1) // 2, 0, k - 1)
-    hi = np.clip(n // 2, 0, k - 1)
-    m = 0.5 * (np.take_along_axis(win, lo[..., None], 2)[..., 0]
-               + np.take_along_axis(win, hi[..., None], 2)[..., 0])
-    return np.where(n > 0, m, np.nan)
+    return _window_median([_shifted(g, s) for s in range(1, k + 1)])
 
 
 def detect_emptyings(
