@@ -21,6 +21,16 @@ Collections run on working days (Monday to Friday), shift 06:00-14:00 UTC. A war
 the fixed schedule gives every policy the same sensor history before the evaluation weeks.
 Ground truth only scores: overflow bin-days (a bin at or above 100 % at any step of the day),
 fill at emptying, and weight collected (volume x fill x the stream's bulk density).
+
+**Same waste for every policy.** ``BinField.empty`` redraws a bin's cycle factor (its rate for
+the next cycle, log-sd 0.55) at each emptying and draws the residue from the field's own random
+stream. In a comparison of policies that ties the waste produced to the policy: a policy that
+empties at a fill threshold spends less time in fast cycles than one that empties by the
+calendar (an inspection paradox), so it would see about a quarter less waste (exp(-0.55²)) and
+every per-tonne figure would be off. Here an emptying only resets the level (residue from a
+stream of its own), and the cycle factors are redrawn on a fixed clock (every ``cycle_days``,
+9.4 d, the median cycle of the fit, each bin at its own phase). Every policy then faces the
+very same deposits, which also makes the seeds' comparisons paired in the strict sense.
 """
 
 from __future__ import annotations
@@ -114,6 +124,7 @@ class LoopConfig:
     fixed_rate_quantile: float = 0.9
     fixed_full_pct: float = 100.0
     history_days: float = 28.0
+    cycle_days: float = 9.4  #: the fill model's cycle factor is redrawn this often [d]
     forecast: ForecastParams = field(default_factory=ForecastParams)
     select: SelectParams = field(default_factory=SelectParams)
 
@@ -347,7 +358,7 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     sensors = _Sensors(params, traits, n, t0, hours, cfg.seed)
     hour_factor = pattern_factor(params, t0 + np.arange(hours + 24 * 10) * HOUR + HOUR / 2)
     cum_factor = np.concatenate([[0.0], np.cumsum(hour_factor) / 24])  # effective days
-    per_week, fixed_days = _fixed_visit_days(city, traits.rate_pct_day, stream, len(streams), cfg)
+    _, fixed_days = _fixed_visit_days(city, traits.rate_pct_day, stream, len(streams), cfg)
     eval_from = t0 + cfg.warmup_days * DAY
     stats = PolicyStats(policy, cfg.seed, streams)
     for name in ("emptyings", "fill_sum", "under25", "tonnes", "bin_days", "overflow_days"):
@@ -357,6 +368,11 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     fparams = ForecastParams(**{**cfg.forecast.to_dict(), "history_days": cfg.history_days})
     forecaster = Forecaster(n, fparams, [site * len(streams) + stream, stream])
     pending: list[tuple[float, int]] = []  # (time, bin) visits of today's plan
+    residue_rng = np.random.default_rng([cfg.seed, 0x2E51])
+    cycle_rng = np.random.default_rng([cfg.seed, 0xC7C1])
+    sig = params.cycle_log_sigma
+    cycle_h = round(cfg.cycle_days * 24)
+    cycle_due = cycle_rng.integers(0, cycle_h, n)
     just_emptied = np.zeros(n, bool)
     over_today = np.zeros(n, bool)
     stop_seed = cfg.seed
@@ -390,7 +406,11 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
                 bf.advance_to(bf.t_s + bf.step_s)
                 while pending and pending[0][0] <= bf.t_s:
                     _, b = pending.pop(0)
-                    before = bf.empty(b)
+                    # emptied as BinField.empty does, but the residue comes from our own
+                    # stream and the cycle factor stays: see "Same waste for every policy"
+                    before = float(bf.level[b])
+                    bf.level[b] = residue_rng.uniform(0.0, 3.0)
+                    bf.overfull[b] = False
                     just_emptied[b] = True
                     if counting:
                         s = stream[b]
@@ -401,6 +421,10 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
                             * rho[s] / 1000
                 over_today |= bf.level >= 100.0
             sensors.read(h, bf.level, just_emptied)
+            redraw = cycle_due == h
+            if redraw.any():
+                bf.cycle[redraw] = np.exp(cycle_rng.normal(-0.5 * sig**2, sig, int(redraw.sum())))
+                cycle_due[redraw] += cycle_h
             just_emptied[:] = False
         if counting:
             stats.bin_days += stats.bins_per_stream
@@ -451,7 +475,7 @@ def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream,
         t_start = now - h * HOUR  # cum_factor counts effective days per hour from here
 
         def added(until: float) -> np.ndarray:
-            k = min(int(round((until - t_start) / HOUR)), len(cum_factor) - 1)
+            k = min(round((until - t_start) / HOUR), len(cum_factor) - 1)
             return rate * (cum_factor[k] - cum_factor[h])
 
         lvl = bf.level + added(mid)
