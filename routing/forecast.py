@@ -604,7 +604,7 @@ def forecast_bins(
         prior_var = np.where(np.isnan(prior_mu), 1.0, prior_var)
         prior_mu = np.where(np.isnan(prior_mu), mu0, prior_mu)
     m_p, sd_p = _lognormal_moments(prior_mu, prior_var)
-    disp_b = np.full(n_bins, disp)
+    disp_b = disp
     with np.errstate(divide="ignore", invalid="ignore"):
         # slope of a least-squares line: white sensor noise over n points plus the random
         # walk of deposits over the span (6/5 of its variance per unit span)
@@ -634,31 +634,37 @@ def forecast_bins(
     if fresh.any():
         tau_e = tau[np.clip(last_e[fresh], 0, hours - 1)]
         level[fresh] = base + rate[fresh] * (tau_now - tau_e)
-        level_sd[fresh] = np.sqrt(4.0 + disp * rate[fresh] * (tau_now - tau_e))
+        level_sd[fresh] = np.sqrt(4.0 + disp[fresh] * rate[fresh] * (tau_now - tau_e))
     last_emptied = np.where(last_e >= 0, grid.t0_s + last_e * HOUR_S, np.nan)
     return BinForecast(float(at_s), level, level_sd, rate, rate_sd, disp_b, last_emptied,
                        pattern, params.band)
 
 
-def _dispersion(s, cyc, since, tau2, slope, noise_bin) -> float:
-    """Variance of the fill added in 24 hours around the cycle's line, per % added,
-    pooled over all bins (compound Poisson: it grows with the amount added)."""
+def _dispersion(s, cyc, since, tau2, slope, noise_bin) -> np.ndarray:
+    """Per bin, the variance of the fill added in 24 hours around its cycle's line, per %
+    added (compound Poisson: it grows with the amount added, and with the deposit size, so
+    a small street bin is far jumpier than a large container). Each bin's own estimate is
+    shrunk towards the pooled one with the weight of one bin-fill (100 % added)."""
+    n_bins = s.shape[0]
     if s.shape[1] <= 30:
-        return 2.0
+        return np.full(n_bins, 2.0)
     a, b = s[:, :-24], s[:, 24:]
     same = (cyc[:, :-24] == cyc[:, 24:]) & (since[:, :-24] > _QUIET_H)
     ok = np.isfinite(a) & np.isfinite(b) & same
-    rows = np.broadcast_to(np.arange(s.shape[0])[:, None], a.shape)
+    rows = np.broadcast_to(np.arange(n_bins)[:, None], a.shape)
     r = slope[rows, cyc[:, :-24]]
     ok &= np.isfinite(r) & (r > 0)
     if ok.sum() < 50:
-        return 2.0
+        return np.full(n_bins, 2.0)
     dtau = (tau2[:, 24:] - tau2[:, :-24])[ok]
     added = r[ok] * dtau
     res = (b - a)[ok] - added
     noise = 2 * (noise_bin[rows[ok]] ** 2) / _SMOOTH
-    est = (np.sum(res**2) - np.sum(noise)) / max(np.sum(added), 1e-9)
-    return float(np.clip(est, 0.1, 50.0))
+    num = np.bincount(rows[ok], res**2 - noise, n_bins)
+    den = np.bincount(rows[ok], added, n_bins)
+    pooled = float(np.clip(num.sum() / max(den.sum(), 1e-9), 0.1, 50.0))
+    k = 24 * 100.0  # windows start every hour: 24 overlapping windows per day added
+    return np.clip((num + k * pooled) / (den + k), 0.1, 50.0)
 
 
 class Forecaster:
