@@ -175,7 +175,7 @@ def load_frankfurt(folder: Path, split_s: float) -> tuple[dict, dict, dict]:
         fill = 100.0 * (empty_cm - d_a) / empty_cm
         t_c, f_c = t_a[clean], fill[clean]
         sm = _trailing_median(t_c, f_c, TRUTH_WINDOW_S)
-        emptied_c = _emptyings(t_c, sm)
+        emptied_c = _emptyings(t_c, sm, f_c)
         emptied = np.zeros(len(t_a), bool)
         emptied[np.flatnonzero(clean)[emptied_c]] = True
         readings[name] = (t_a, fill, emptied)
@@ -188,9 +188,10 @@ def _trailing_median(t: np.ndarray, v: np.ndarray, window_s: float) -> np.ndarra
     return np.array([np.median(v[a : i + 1]) for i, a in enumerate(lo)])
 
 
-def _emptyings(t: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Flags on the readings where a trailing-median series falls by 20 points or more
-    within 18 hours (the median lags the true fall by up to half its window)."""
+def _emptyings(t: np.ndarray, level: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Flags on the readings where a container was emptied: the trailing-median series falls
+    by 20 points or more within 18 hours (it lags the true fall by up to half its window),
+    and the flag goes on the first raw reading that is 20 points below the level before."""
     out = np.zeros(len(t), bool)
     last = -np.inf
     hi = np.searchsorted(t, t + 18 * H, side="right")
@@ -199,10 +200,10 @@ def _emptyings(t: np.ndarray, level: np.ndarray) -> np.ndarray:
             continue
         j = hi[i]
         if j > i + 1 and level[i] - level[i + 1 : j].min() >= 20.0:
-            k = i + 1 + int(np.argmin(level[i + 1 : j]))
-            # the emptying itself is where the raw fall began: the first reading after i
-            out[i + 1] = True
-            last = t[k]
+            low = np.flatnonzero(raw[i + 1 : j] <= level[i] - 20.0)
+            m = i + 1 + (int(low[0]) if low.size else int(np.argmin(level[i + 1 : j])))
+            out[m] = True
+            last = t[m]
     return out
 
 
@@ -243,7 +244,7 @@ def truth_of(readings: dict) -> dict:
     for b, (t, f, e) in readings.items():
         ok = np.isfinite(f) & (f > -15) & (f < 150)
         sm = _trailing_median(t[ok], f[ok], TRUTH_WINDOW_S)
-        emp = e[ok] if e[ok].any() else _emptyings(t[ok], sm)
+        emp = e[ok] if e[ok].any() else _emptyings(t[ok], sm, f[ok])
         out[b] = (t[ok], sm, emp)
     return out
 
@@ -317,7 +318,7 @@ def score(methods: dict[str, Callable], readings: dict, truth: dict, split_s: fl
     last = np.floor((end_s + utc_offset_h * H) / 86400)
     ats = np.arange(first, last) * 86400 + 6 * H - utc_offset_h * H
     grid_h = np.arange(1, MAX_HORIZON_H + 1, dtype=float)
-    errs = {m: {"24": [], "72": [], "t80": [], "late": []} for m in methods}
+    errs = {m: {"24": [], "72": [], "t80": [], "late": [], "b72": []} for m in methods}
     took = dict.fromkeys(methods, 0.0)
     for at in ats:
         hist = {}
@@ -352,6 +353,8 @@ def score(methods: dict[str, Callable], readings: dict, truth: dict, split_s: fl
                 k = min(cand, key=lambda k: abs(tt[k] - target))
                 for m in methods:
                     errs[m][str(hz)].append(abs(preds[m][b][hz - 1] - vv[k]))
+                    if hz == 72:
+                        errs[m]["b72"].append(preds[m][b][hz - 1] - vv[k])
             if level_now >= 80:
                 continue
             seg = slice(now, now + nxt[0] if nxt.size else len(tt))
@@ -376,6 +379,7 @@ def score(methods: dict[str, Callable], readings: dict, truth: dict, split_s: fl
             "n24": len(e["24"]),
             "mae72": float(np.mean(e["72"])) if e["72"] else float("nan"),
             "n72": len(e["72"]),
+            "bias72": float(np.mean(e["b72"])) if e["b72"] else float("nan"),
             "t80": float(np.mean(e["t80"])) if e["t80"] else float("nan"),
             "late": 100.0 * float(np.mean(e["late"])) if e["late"] else float("nan"),
             "n80": len(e["t80"]),
@@ -419,12 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.folder}: {len(readings)} bins, test from "
           f"{dt.datetime.fromtimestamp(split_s, dt.UTC):%Y-%m-%d}, forecasts daily at 06:00 UTC+1")
     print(f"{'method':<24} {'MAE 24 h':>9} {'MAE 72 h':>9} {'t80 MAE h':>10} {'late %':>7} "
-          f"{'n 24/72/t80':>16} {'time s':>7}")
+          f"{'bias 72 h':>9} {'n 24/72/t80':>16} {'time s':>7}")
     for m, r in res.items():
         t80 = "—" if m == "persistence" else f"{r['t80']:.1f}"
         late = "—" if m == "persistence" else f"{r['late']:.1f}"
         print(f"{m:<24} {r['mae24']:>9.2f} {r['mae72']:>9.2f} {t80:>10} {late:>7} "
-              f"{r['n24']:>6}/{r['n72']}/{r['n80']:<5} {r['seconds']:>7.1f}")
+              f"{r['bias72']:>+9.2f} {r['n24']:>6}/{r['n72']}/{r['n80']:<5} "
+              f"{r['seconds']:>7.1f}")
     return 0
 
 

@@ -252,7 +252,7 @@ def ghost_levels(
     Readings must be sorted by bin, then time. A candidate is the most common 1-% level (with
     its two neighbours) holding at least ``ghost_min_share`` of the bin's readings; it is a
     ghost when most changes between it and other levels are jumps of 5 % or more (a real
-    plateau changes by the noise only).
+    plateau, or the empty level after emptyings, changes by the noise only).
     """
     out = np.full(n_bins, np.nan)
     if fill_pct.size == 0:
@@ -265,13 +265,22 @@ def ghost_levels(
     total = counts.sum(axis=1)
     share = mass[np.arange(n_bins), j] / np.maximum(total, 1)
     cand = np.abs(q - j[bin_index]) <= 1
+    # runs of candidate readings; a ghost run is an excursion: the readings before and after
+    # it are both 5 % or more away, on the same side (a plateau after an emptying is not)
     same = np.concatenate([[False], bin_index[1:] == bin_index[:-1]])
-    change = same & np.concatenate([[False], cand[1:] != cand[:-1]])
-    jump = change & (np.abs(np.diff(fill_pct, prepend=fill_pct[0])) >= 5.0)
-    n_change = np.bincount(bin_index[change], minlength=n_bins)
-    n_jump = np.bincount(bin_index[jump], minlength=n_bins)
-    is_ghost = (share >= params.ghost_min_share) & (n_change >= 4) & (
-        n_jump >= 0.5 * np.maximum(n_change, 1))
+    start = cand & ~(same & np.roll(cand, 1))
+    nxt_same = np.concatenate([bin_index[1:] == bin_index[:-1], [False]])
+    end = cand & ~(nxt_same & np.roll(cand, -1))
+    starts, ends = np.flatnonzero(start), np.flatnonzero(end)
+    g = j[bin_index[starts]] - 20.0
+    has_prev = same[starts]
+    has_next = nxt_same[ends]
+    prev = fill_pct[np.maximum(starts - 1, 0)] - g
+    nxt = fill_pct[np.minimum(ends + 1, fill_pct.size - 1)] - g
+    exc = has_prev & has_next & (prev * nxt > 0) & (np.abs(prev) >= 5) & (np.abs(nxt) >= 5)
+    n_run = np.bincount(bin_index[starts], minlength=n_bins)
+    n_exc = np.bincount(bin_index[starts][exc], minlength=n_bins)
+    is_ghost = (share >= params.ghost_min_share) & (n_run >= 4) & (n_exc >= 0.5 * n_run)
     out[is_ghost] = j[is_ghost] - 20.0
     return out
 
@@ -334,7 +343,10 @@ def build_grid(
     raw = np.where(same & (run_len >= run_h) & np.isfinite(raw), np.nan, raw)
     # spikes: far from the running median of their 5 hours
     med = _running_median(raw, _SMOOTH)
-    raw = np.where(np.abs(raw - med) > params.spike_pct, np.nan, raw)
+    # ... except the hour before a logged emptying: a deposit then the truck is no spike
+    before_log = np.zeros_like(emp)
+    before_log[:, :-1] = emp[:, 1:]
+    raw = np.where((np.abs(raw - med) > params.spike_pct) & ~before_log, np.nan, raw)
     smooth = _running_median(raw, _SMOOTH)
     emp |= _detect_drops(raw, params.emptying_drop_pct)
     return Grid(t0, raw, smooth, emp, ghost)
@@ -351,7 +363,10 @@ def _detect_drops(smooth: NDArray[np.float64], drop_pct: float) -> np.ndarray:
     nxt = _trailing_median(smooth[:, ::-1], k)[:, ::-1]
     after = np.concatenate([np.full((n_bins, 1), np.nan), nxt[:, :-1]], axis=1)
     first = np.where(np.isnan(smooth), after, smooth)
-    d = np.where(first <= before - drop_pct / 2, before - after, np.nan)
+    prev = np.concatenate([np.full((n_bins, 1), np.nan), smooth[:, :-1]], axis=1)
+    # this hour is low and the hour before is not: the first low hour
+    low = (first <= before - drop_pct / 2) & ~(prev <= before - drop_pct / 2)
+    d = np.where(low, before - after, np.nan)
     d = np.where(np.isfinite(d), d, -np.inf)
     peak = d >= drop_pct
     # local maximum within +-12 hours
@@ -392,6 +407,14 @@ def _cycles(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     idx = np.broadcast_to(np.arange(hours), grid.raw.shape)
     last_e = np.maximum.accumulate(np.where(grid.emptied, idx, -10_000), axis=1)
     return cyc, idx - last_e
+
+
+def _hours_to_next_emptying(emptied: np.ndarray) -> np.ndarray:
+    """Hours from each cell to the next emptying of its bin (large when none follows)."""
+    hours = emptied.shape[1]
+    idx = np.broadcast_to(np.arange(hours), emptied.shape)
+    nxt = np.minimum.accumulate(np.where(emptied, idx, hours + 10_000)[:, ::-1], axis=1)[:, ::-1]
+    return nxt - idx
 
 
 def _shrink_factors(sums: np.ndarray, sq: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -497,11 +520,6 @@ class BinForecast:
                                     self.level_sd_pct, self.dispersion_pct, threshold_pct)
 
 
-def _lognormal_moments(mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    m = np.exp(mu + var / 2)
-    return m, m * np.sqrt(np.expm1(var))
-
-
 def forecast_bins(
     grid: Grid,
     at_s: float,
@@ -522,100 +540,115 @@ def forecast_bins(
     tau = pattern.effective_days(grid.hour_mid_s)  # (H,)
     tau_now = float(pattern.effective_days(at_s))
     tau2 = np.broadcast_to(tau, s.shape)
-    # --- per (bin, cycle) least-squares slopes --------------------------------------------
+    # --- per (bin, cycle): rise over exposure on the effective clock ----------------------
+    # First and last valid hourly level of each cycle (the last one right before the next
+    # emptying, so the deposit that made it worth emptying counts). Rise / exposure is
+    # unbiased for a staircase of big deposits, where a slope fitted in log space would not
+    # be (Jensen) and dropping flat cycles would bias upwards.
     n_cyc = int(cyc.max()) + 1 if cyc.size else 1
+    until = _hours_to_next_emptying(grid.emptied)
     key = np.arange(n_bins)[:, None] * n_cyc + cyc
-    ok = np.isfinite(s) & (since > _QUIET_H)
-    k, x, y = key[ok], tau2[ok], s[ok]
+    ok = np.isfinite(raw) & (since >= 1) & (until >= 1)
     size = n_bins * n_cyc
-    cnt = np.bincount(k, minlength=size).astype(float)
-    sx, sy = np.bincount(k, x, size), np.bincount(k, y, size)
-    xm, ym = sx / np.maximum(cnt, 1), sy / np.maximum(cnt, 1)
-    dx = x - xm[k]
-    sxx = np.bincount(k, dx * dx, size)
-    sxy = np.bincount(k, dx * (y - ym[k]), size)
-    x_lo = np.full(size, np.inf)
-    x_hi = np.full(size, -np.inf)
-    np.minimum.at(x_lo, k, x)
-    np.maximum.at(x_hi, k, x)
-    span = np.where(cnt > 0, x_hi - x_lo, 0.0)
+    col = np.broadcast_to(np.arange(hours), s.shape)
+    k = key[ok]
+    first_h = np.full(size, hours, np.int64)
+    last_h = np.full(size, -1, np.int64)
+    np.minimum.at(first_h, k, col[ok])
+    np.maximum.at(last_h, k, col[ok])
+    cnt = np.bincount(k, minlength=size).reshape(n_bins, n_cyc).astype(float)
+    seen = last_h >= 0
+    rb = np.repeat(np.arange(n_bins), n_cyc)
+    rise = np.where(seen, raw[rb, np.clip(last_h, 0, hours - 1)]
+                    - raw[rb, np.clip(first_h, 0, hours - 1)], 0.0).reshape(n_bins, n_cyc)
+    expo = np.where(seen, tau[np.clip(last_h, 0, hours - 1)]
+                    - tau[np.clip(first_h, 0, hours - 1)], 0.0).reshape(n_bins, n_cyc)
+    first_h = first_h.reshape(n_bins, n_cyc)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(sxx > 0, sxy / sxx, np.nan)
-    slope = slope.reshape(n_bins, n_cyc)
-    span = span.reshape(n_bins, n_cyc)
-    cnt = cnt.reshape(n_bins, n_cyc)
+        cycle_rate = np.where(expo > 0, rise / expo, np.nan)
     cur = cyc[:, -1]  # the current cycle of each bin
     completed = np.arange(n_cyc)[None, :] < cur[:, None]
-    # cycle 0 is completed too (we know its end); its slope is still valid
-    hist = completed & (span >= params.min_cycle_days) & (slope > 0) & (cnt >= 6)
-    # --- noise of the sensor around the smoothed level -----------------------------------
-    resid = np.abs(raw - s)
-    noise_bin = 1.4826 * np.nanmedian(np.where(np.isfinite(resid), resid, np.nan), axis=1) \
-        if np.isfinite(resid).any() else np.full(n_bins, 2.0)
+    hist = completed & (expo >= params.min_cycle_days) & (cnt >= 6)
+    # --- sensor noise: robust spread of hourly differences (deposits are rare jumps) ---
+    d1 = raw[:, 1:] - raw[:, :-1]
+    d1 = np.where(cyc[:, 1:] == cyc[:, :-1], d1, np.nan)
+    has_d = np.isfinite(d1).sum(axis=1) >= 10
+    noise_bin = np.full(n_bins, np.nan)
+    if has_d.any():
+        med = np.nanmedian(d1[has_d], axis=1)
+        noise_bin[has_d] = 1.4826 * np.nanmedian(np.abs(d1[has_d] - med[:, None]), axis=1) \
+            / np.sqrt(2)
     noise_all = float(np.nanmedian(noise_bin)) if np.isfinite(noise_bin).any() else 2.0
     noise_bin = np.where(np.isfinite(noise_bin), np.maximum(noise_bin, 0.3), noise_all)
-    # --- deposit dispersion: residual variance of daily increments per % added ----------
-    disp = _dispersion(s, cyc, since, tau2, slope, noise_bin)
-    # --- history prior (log-normal) --------------------------------------------------------
-    logr = np.where(hist, np.log(np.where(hist, slope, 1.0)), np.nan)
-    n_b = hist.sum(axis=1).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu_b = np.nansum(np.where(hist, logr, 0.0), axis=1) / np.maximum(n_b, 1)
-    dev = np.where(hist, logr - mu_b[:, None], 0.0)
-    dof = (n_b - 1).clip(min=0).sum()
-    sigma_c2 = float((dev**2).sum() / dof) if dof >= 3 else 0.5**2
-    sigma_c2 = float(np.clip(sigma_c2, 0.05**2, 1.5**2))
-    has_hist = n_b > 0
-    prior_mu = np.full(n_bins, np.nan)
-    prior_var = np.full(n_bins, np.nan)
+    # --- deposit dispersion -----------------------------------------------------------------
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_all = np.where(expo.sum(axis=1) > 0, rise.sum(axis=1) / expo.sum(axis=1), np.nan)
+    disp = _dispersion(raw, cyc, since, noise_bin, tau2, rate_all)
+    # --- a bin's long-run rate from its completed cycles, shrunk to its pool ------------
+    rise_b = np.where(hist, rise, 0.0).sum(axis=1)
+    expo_b = np.where(hist, expo, 0.0).sum(axis=1)
+    n_b = hist.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_b = np.where(expo_b > 0, rise_b / expo_b, np.nan)
+        # cycle-to-cycle spread of a bin's rate, relative to its mean, less deposit noise
+        rel = np.where(hist, (cycle_rate / rate_b[:, None] - 1.0) ** 2
+                       - disp[:, None] / np.maximum(rate_b[:, None] * expo, 1e-9), np.nan)
+    multi = n_b >= 2
+    cv2 = float(np.clip(np.nanmedian(rel[multi]), 0.01, 2.0)) if multi.any() and \
+        np.isfinite(rel[multi]).any() else 0.3
+    has = expo_b > 0
+    prior_m = np.full(n_bins, np.nan)
+    prior_v = np.full(n_bins, np.nan)
     pools = [np.asarray(g_, dtype=np.int64) for g_ in groups] + [np.zeros(n_bins, np.int64)]
     for g in pools:
-        todo = np.isnan(prior_mu)
+        todo = np.isnan(prior_m)
         if not todo.any():
             break
         gid = np.unique(g, return_inverse=True)[1]
         ng = int(gid.max()) + 1
-        cnt_g = np.bincount(gid[has_hist], minlength=ng).astype(float)
-        sum_g = np.bincount(gid[has_hist], mu_b[has_hist], ng)
-        sq_g = np.bincount(gid[has_hist], mu_b[has_hist] ** 2, ng)
-        inv_n = np.bincount(gid[has_hist], 1.0 / np.maximum(n_b[has_hist], 1), ng)
-        mean_g = sum_g / np.maximum(cnt_g, 1)
-        var_g = sq_g / np.maximum(cnt_g, 1) - mean_g**2
-        # between-bin variance: spread of bin means less what the within-bin noise explains
-        tau_g2 = np.maximum(var_g * cnt_g / np.maximum(cnt_g - 1, 1)
-                            - sigma_c2 * inv_n / np.maximum(cnt_g, 1), 0.02)
+        cnt_g = np.bincount(gid[has], minlength=ng).astype(float)
+        r_g = np.bincount(gid[has], rise_b[has], ng) / np.maximum(
+            np.bincount(gid[has], expo_b[has], ng), 1e-9)
+        # sampling variance of a bin's rate: deposits over its exposure, and the spread of
+        # its cycles over their number
+        samp = np.where(has, (disp * np.maximum(rate_b, 0) / np.maximum(expo_b, 1e-9)
+                              + cv2 * np.maximum(rate_b, 0) ** 2 / np.maximum(n_b, 1)), np.nan)
+        dev2 = np.where(has, (rate_b - r_g[gid]) ** 2 - samp, 0.0)
+        v_g = np.bincount(gid[has], dev2[has], ng) / np.maximum(cnt_g, 1)
+        v_g = np.maximum(v_g, (0.1 * r_g) ** 2)  # pools are never perfectly alike
         last = g is pools[-1]
         use = todo & ((cnt_g[gid] >= params.min_pool_bins) | (last & (cnt_g[gid] > 0)))
         if not use.any():
             continue
         gi = gid[use]
-        prec = n_b[use] / sigma_c2 + 1.0 / tau_g2[gi]
-        prior_mu[use] = (n_b[use] * mu_b[use] / sigma_c2 + mean_g[gi] / tau_g2[gi]) / prec
-        prior_var[use] = 1.0 / prec + sigma_c2  # the current cycle's own deviation
+        sb = np.where(has[use], samp[use], np.inf)
+        w = v_g[gi] / (v_g[gi] + sb)  # James-Stein weight of the bin's own history
+        m = w * np.nan_to_num(rate_b[use]) + (1 - w) * r_g[gi]
+        prior_m[use] = np.maximum(m, 0.05 * r_g[gi] + 1e-3)
+        # the uncertainty left about the long-run rate (the pool's spread without history)
+        prior_v[use] = np.where(has[use], w * np.where(np.isfinite(sb), sb, 0.0), v_g[gi])
     # --- the current cycle ----------------------------------------------------------------
     rows = np.arange(n_bins)
-    cur_slope = slope[rows, cur]
-    cur_span = span[rows, cur]
-    cur_cnt = cnt[rows, cur]
-    if np.isnan(prior_mu).any():
-        # nobody has a history: a vague prior around the current slopes seen
-        pos = cur_slope[(cur_slope > 0) & (cur_span >= 0.5)]
-        mu0 = float(np.log(np.median(pos))) if pos.size else np.log(5.0)
-        prior_var = np.where(np.isnan(prior_mu), 1.0, prior_var)
-        prior_mu = np.where(np.isnan(prior_mu), mu0, prior_mu)
-    m_p, sd_p = _lognormal_moments(prior_mu, prior_var)
-    disp_b = disp
+    cur_rise, cur_expo, cur_cnt = rise[rows, cur], expo[rows, cur], cnt[rows, cur]
+    if np.isnan(prior_m).any():
+        # nobody has a history: a vague prior around the current cycles' rates
+        cr = cur_rise[cur_expo >= 0.5] / cur_expo[cur_expo >= 0.5]
+        m0 = float(max(np.median(cr), 0.5)) if cr.size else 5.0
+        prior_v = np.where(np.isnan(prior_m), m0**2, prior_v)
+        prior_m = np.where(np.isnan(prior_m), m0, prior_m)
+    # the current cycle's rate varies around the long-run rate by the cycle spread
+    var_p = prior_v + cv2 * prior_m**2
     with np.errstate(divide="ignore", invalid="ignore"):
-        # slope of a least-squares line: white sensor noise over n points plus the random
-        # walk of deposits over the span (6/5 of its variance per unit span)
-        var_obs = (12 * noise_bin**2 / np.maximum(cur_cnt, 1) / np.maximum(cur_span, 1e-6) ** 2
-                   + 1.2 * disp_b * m_p / np.maximum(cur_span, 1e-6))
-    use_obs = (cur_cnt >= 3) & (cur_span >= 0.25) & np.isfinite(cur_slope)
+        var_obs = (disp * prior_m / np.maximum(cur_expo, 1e-6)
+                   + 2 * 1.57 * noise_bin**2 / 6 / np.maximum(cur_expo, 1e-6) ** 2)
+        obs = cur_rise / cur_expo
+    use_obs = (cur_cnt >= 3) & (cur_expo >= 0.25) & np.isfinite(obs)
     w_obs = np.where(use_obs, 1.0 / var_obs, 0.0)
-    w_p = 1.0 / sd_p**2
-    rate = (w_obs * np.where(use_obs, cur_slope, 0.0) + w_p * m_p) / (w_obs + w_p)
+    w_p = 1.0 / var_p
+    rate = (w_obs * np.where(use_obs, obs, 0.0) + w_p * prior_m) / (w_obs + w_p)
     rate_sd = np.sqrt(1.0 / (w_obs + w_p))
-    rate = np.maximum(rate, 0.02 * m_p)
+    rate = np.maximum(rate, 0.05 * prior_m)
+    disp_b = disp
     # --- the current level: rate-corrected median of the last valid hours of the cycle --
     valid = np.isfinite(raw) & (cyc == cur[:, None])
     rank = np.cumsum(valid[:, ::-1], axis=1)[:, ::-1]  # 1 = the last valid hour
@@ -640,31 +673,32 @@ def forecast_bins(
                        pattern, params.band)
 
 
-def _dispersion(s, cyc, since, tau2, slope, noise_bin) -> np.ndarray:
-    """Per bin, the variance of the fill added in 24 hours around its cycle's line, per %
-    added (compound Poisson: it grows with the amount added, and with the deposit size, so
-    a small street bin is far jumpier than a large container). Each bin's own estimate is
+def _dispersion(raw, cyc, since, noise_bin, tau2, rate) -> np.ndarray:
+    """Per bin, the variance of the fill added per % added [%] (compound Poisson: E[X²]/E[X]
+    of the deposit sizes, so a small street bin is far jumpier than a large container).
+
+    From 6-hour increments of the hourly levels inside fill cycles (a 6-hour window ending
+    just before an emptying still holds the deposit that made the bin worth emptying, which
+    windows around a fitted line or across days would lose): (mean squared deviation of the
+    increments from the bin's rate - sensor noise) / mean increment. Each bin's estimate is
     shrunk towards the pooled one with the weight of one bin-fill (100 % added)."""
-    n_bins = s.shape[0]
-    if s.shape[1] <= 30:
+    n_bins, hours = raw.shape
+    w = 6
+    if hours <= 4 * w:
         return np.full(n_bins, 2.0)
-    a, b = s[:, :-24], s[:, 24:]
-    same = (cyc[:, :-24] == cyc[:, 24:]) & (since[:, :-24] > _QUIET_H)
-    ok = np.isfinite(a) & np.isfinite(b) & same
-    rows = np.broadcast_to(np.arange(n_bins)[:, None], a.shape)
-    r = slope[rows, cyc[:, :-24]]
-    ok &= np.isfinite(r) & (r > 0)
-    if ok.sum() < 50:
+    a, b = raw[:, :-w], raw[:, w:]
+    ok = np.isfinite(a) & np.isfinite(b) & (cyc[:, :-w] == cyc[:, w:]) & (since[:, :-w] >= 1)
+    ok &= np.isfinite(rate)[:, None]
+    rows = np.broadcast_to(np.arange(n_bins)[:, None], a.shape)[ok]
+    d = (b - a)[ok]
+    if d.size < 50:
         return np.full(n_bins, 2.0)
-    dtau = (tau2[:, 24:] - tau2[:, :-24])[ok]
-    added = r[ok] * dtau
-    res = (b - a)[ok] - added
-    noise = 2 * (noise_bin[rows[ok]] ** 2) / _SMOOTH
-    num = np.bincount(rows[ok], res**2 - noise, n_bins)
-    den = np.bincount(rows[ok], added, n_bins)
+    expect = rate[rows] * (tau2[:, w:] - tau2[:, :-w])[ok]
+    num = np.bincount(rows, (d - expect) ** 2 - 2 * noise_bin[rows] ** 2, n_bins)
+    den = np.bincount(rows, d, n_bins)
     pooled = float(np.clip(num.sum() / max(den.sum(), 1e-9), 0.1, 50.0))
-    k = 24 * 100.0  # windows start every hour: 24 overlapping windows per day added
-    return np.clip((num + k * pooled) / (den + k), 0.1, 50.0)
+    k = w * 100.0  # overlapping windows: each % added is counted w times
+    return np.clip((num + k * pooled) / (np.maximum(den, 0) + k), 0.1, 60.0)
 
 
 class Forecaster:

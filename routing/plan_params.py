@@ -74,7 +74,8 @@ class ForecastParams(_Loadable):
     emptying_drop_pct: a fall of the 6-hour median by at least this much is an emptying [%].
     level_window_h: valid hours used for the current level (rate-corrected median) [h].
     history_days: hours older than this before the forecast time are not looked at [d].
-    min_cycle_days: shortest fill cycle whose rate counts for a bin's history [effective d].
+    min_cycle_days: shortest fill cycle whose rate counts for a bin's history: a shorter one
+        holds few deposits, and an emptying found from readings can be false [effective d].
     min_pool_bins: a pool (site, area, stream) serves as prior only with this many bins
         that have a rate history; otherwise the next coarser pool is used.
     band: central probability of the uncertainty band [-].
@@ -90,7 +91,7 @@ class ForecastParams(_Loadable):
     emptying_drop_pct: float = 20.0
     level_window_h: float = 12.0
     history_days: float = 120.0
-    min_cycle_days: float = 1.0
+    min_cycle_days: float = 2.0
     min_pool_bins: int = 3
     band: float = 0.8
 
@@ -113,7 +114,7 @@ class ForecastParams(_Loadable):
         _positive("emptying_drop_pct", self.emptying_drop_pct, "try 20")
         _positive("level_window_h", self.level_window_h, "try 12")
         _positive("history_days", self.history_days, "try 120")
-        _positive("min_cycle_days", self.min_cycle_days, "try 1")
+        _positive("min_cycle_days", self.min_cycle_days, "try 2")
         if self.min_pool_bins < 1:
             raise ValueError(f"min_pool_bins must be >= 1, got {self.min_pool_bins}; try 3")
         if not 0.0 < self.band < 1.0:
