@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smartbins.cli import main  # noqa: E402
+from smartbins.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]
