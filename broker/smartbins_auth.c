@@ -10,10 +10,11 @@
  * Rules (accounts: a username with a dot is a service account; device ids cannot have one):
  *   client id  a device must connect with its own username as client id; a service account
  *              with its username, or its username followed by '-' and anything.
- *   subscribe  a filter is granted only if it is, character for character, one of the filters
- *              listed for the account (options below, `%u` replaced by the username, `*` any
- *              one topic level such as a shared-subscription group name); every
- *              other filter, `#` and any `$share/...` included, is refused (SUBACK 0x80/0x87).
+ *   subscribe  a filter is granted only if one of the patterns listed for the account
+ *              (options below) covers it, level by level: `%u` is the username, a `+` level
+ *              any one level, a `*` level any one level name (a shared-subscription group);
+ *              all else must be equal, and `#` is never covered. Every other filter, `#` and
+ *              a device's `$share/...` included, is refused (SUBACK 0x80/0x87).
  *   publish, read   not decided here: acl_file decides.
  *
  * Options (mosquitto.conf):
@@ -49,27 +50,50 @@ static bool is_service(const char *username)
 	return strchr(username, '.') != NULL;
 }
 
-/* `filter` equals `pattern` with each `%u` replaced by `username` and each `*` by one or more
- * characters other than '/' (a shared-subscription group name). */
-static bool matches(const char *pattern, const char *filter, const char *username)
+/* One topic level of a pattern against one level of a filter (lengths given): `%u` stands
+ * for the username, a level `+` for any one level but `#`, a level `*` for any one non-empty
+ * level (a shared-subscription group name); anything else must be equal. */
+static bool level_matches(const char *pat, size_t plen, const char *flt, size_t flen,
+		const char *username)
 {
 	size_t ulen = strlen(username);
-	while(*pattern){
-		if(pattern[0] == '%' && pattern[1] == 'u'){
-			if(strncmp(filter, username, ulen)) return false;
-			filter += ulen;
-			pattern += 2;
-		}else if(pattern[0] == '*'){
-			if(*filter == '\0' || *filter == '/') return false;
-			while(*filter && *filter != '/') filter++;
-			pattern++;
+	size_t i = 0, k = 0;
+
+	if(plen == 1 && (pat[0] == '+' || pat[0] == '*')){
+		return flen > 0 && !(flen == 1 && flt[0] == '#');
+	}
+	while(i < plen){
+		if(i + 1 < plen && pat[i] == '%' && pat[i + 1] == 'u'){
+			if(flen - k < ulen || strncmp(flt + k, username, ulen)) return false;
+			k += ulen;
+			i += 2;
 		}else{
-			if(*filter != *pattern) return false;
-			filter++;
-			pattern++;
+			if(k >= flen || flt[k] != pat[i]) return false;
+			k++;
+			i++;
 		}
 	}
-	return *filter == '\0';
+	return k == flen;
+}
+
+/* Does the allowed `pattern` cover the requested `filter`? Level by level, the same number of
+ * levels (so `#` in a filter is covered only by a literal `#` level, which no rule has): every
+ * topic the filter matches is one the pattern allows. */
+static bool matches(const char *pattern, const char *filter, const char *username)
+{
+	const char *p = pattern, *f = filter;
+
+	while(true){
+		const char *pe = strchr(p, '/');
+		const char *fe = strchr(f, '/');
+		size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+		size_t flen = fe ? (size_t)(fe - f) : strlen(f);
+
+		if(!level_matches(p, plen, f, flen, username)) return false;
+		if(!pe || !fe) return !pe && !fe;
+		p = pe + 1;
+		f = fe + 1;
+	}
 }
 
 static int on_basic_auth(int event, void *event_data, void *userdata)

@@ -154,14 +154,28 @@ def _owner(st: os.stat_result) -> str:
     return f"{user}:{group}"
 
 
+def default_broker_user() -> str | None:
+    """The user the broker reads the file as, when nobody says: Debian's Mosquitto started as
+    root drops to `mosquitto`, so a root writer gives the file that group; anyone else is
+    taken to run the broker as themselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(BROKER_USER)
+    except KeyError:
+        return None
+    return BROKER_USER
+
+
 class PasswordFile:
     """Read-modify-write of a Mosquitto password file; ``reload`` tells the broker afterwards.
 
     Every rewrite gives the file an explicit owner and mode: the writer as owner, the broker's
     group (``broker_user``'s primary group) and mode 0640, so the hashes are readable by the
-    broker and nobody else (0600 when ``broker_user`` is None: the broker runs as the writer).
-    Before the new file replaces the old one it is checked that the broker's user can reach and
-    read it; after ``reload``, ``verify(username, password)`` (e.g. a login with
+    broker and nobody else (0600 when ``broker_user`` is None: the broker runs as the writer;
+    not given: :func:`default_broker_user`). When a ``reload`` is given (a broker will read the
+    file now), it is checked before the new file replaces the old one that the broker's user
+    can reach and read it; after ``reload``, ``verify(username, password)`` (e.g. a login with
     :func:`mqtt_login`) with :data:`VERIFY_ACCOUNT`, whose password is new in every version of
     the file, proves the broker took it. If either fails, the old
     file is put back (and the broker reloaded again) and PasswordFileError says what to fix.
@@ -173,12 +187,12 @@ class PasswordFile:
         reload: Callable[[], None] | None = None,
         *,
         verify: Callable[[str, str], None] | None = None,
-        broker_user: str | None = None,
+        broker_user: str | None = "",
     ) -> None:
         self.path = Path(path)
         self._reload = reload
         self._verify = verify
-        self.broker_user = broker_user
+        self.broker_user = default_broker_user() if broker_user == "" else broker_user
 
     def read(self) -> dict[str, str]:
         entries: dict[str, str] = {}
@@ -265,7 +279,7 @@ class PasswordFile:
                     ) from None
             os.chmod(tmp, PASSWORD_FILE_MODE if gid is not None else 0o600)
             user = self.broker_user
-            problem = _readable_by(Path(tmp), user, self.path) if user else None
+            problem = _readable_by(Path(tmp), user, self.path) if user and self._reload else None
             if problem:
                 raise PasswordFileError(f"{problem}; {self.path} was left as it was")
             os.replace(tmp, self.path)

@@ -291,3 +291,30 @@ def test_service_accounts_use_their_own_client_ids_only(mqtt_probe, broker, devi
     assert mqtt_probe(gw.username, gw.password, client_id=f"{svc.username}-x").connect().is_failure
     own = mqtt_probe(gw.username, gw.password, client_id=f"{gw.username}-7")
     assert own.connect().getName() == "Success"
+
+
+@pytest.mark.parametrize(
+    ("account", "topic", "granted"),
+    [
+        ("gateway", "$share/gateways/sb/up/+/+", True),
+        ("gateway", "$share/g-test-7/sb/up/+/+", True),  # any group name
+        ("gateway", "sb/up/+/+", True),
+        ("gateway", "sb/up/dev-1/reading", True),  # narrower than sb/up/+/+
+        ("gateway", "$share/gateways/#", False),
+        ("gateway", "sb/#", False),
+        ("gateway", "sb/down/+/ack", False),
+        ("service", "sb/svc/alerts/0101", True),
+        ("service", "sb/up/+/status", True),
+        ("service", "sb/up/+/reading", False),
+        ("service", "sb/svc/#", False),
+        ("service", "$share/gateways/sb/up/+/+", False),
+    ],
+)
+def test_service_accounts_get_only_their_listed_subscriptions(
+    mqtt_probe, broker, account: str, topic: str, granted: bool
+) -> None:
+    cred = broker.gateway if account == "gateway" else broker.service
+    probe = mqtt_probe(cred.username, cred.password, protocol=mqtt.MQTTv5)
+    probe.connect()
+    (code,) = probe.subscribe(topic)
+    assert (code.value == 1) is granted and (code.value == 0x87) is not granted

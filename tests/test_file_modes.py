@@ -39,7 +39,7 @@ def test_password_file_gets_owner_group_and_mode_whatever_it_had(tmp_path: Path)
     path = tmp_path / "passwd"
     path.write_text("")
     path.chmod(0o644)  # what an earlier `mosquitto_passwd -c` leaves
-    PasswordFile(path).update({"dev-1": "pw"})
+    PasswordFile(path, broker_user=None).update({"dev-1": "pw"})  # the broker runs as us
     assert mode(path) == 0o600
     if os.geteuid() == 0:  # the broker's user must reach it: not under pytest's 0700 tree
         workdir = temp_workdir("modes")
