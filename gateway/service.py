@@ -20,9 +20,10 @@ from gateway import ingest
 from gateway.config import GatewayConfig, Secrets
 from gateway.metrics import Metrics, MetricsServer
 from gateway.mqtt import Delivery, MqttLink
-from gateway.status import StatusStore
 from gateway.store import Stopped, Store
 from smartbins import protocol as p
+from smartbins import storage
+from smartbins.devicestatus import StatusStore
 from smartbins.influx import InfluxClient
 
 log = logging.getLogger("smartbins.gateway")
@@ -61,6 +62,7 @@ class Gateway:
             timeout=cfg.influxdb.timeout_s,
         )
         self.store = Store(influx, cfg.retry, self.metrics, stop=self._abort)
+        self.clock_check = ingest.ClockCheck()  # the writer thread's: see _process
         self.status: StatusStore | None = None
         self.mqtt = MqttLink(cfg.mqtt, secrets.mqtt_password, self._on_message, self.metrics)
         self.http: MetricsServer | None = None
@@ -158,7 +160,10 @@ class Gateway:
                     self._cond.wait(0.5)
                 items = [self._raw.popleft() for _ in range(min(DECODE_CHUNK, len(self._raw)))]
             decoded = [
-                ingest.decode(topic, payload, received, self.tolerance_ms, token=delivery)
+                ingest.decode(
+                    topic, payload, received, self.tolerance_ms, token=delivery,
+                    retained=delivery.retain,
+                )
                 for topic, payload, delivery, received in items
             ]
             self.metrics.inc(
@@ -203,18 +208,18 @@ class Gateway:
             self._abort.set()
 
     def _process(self, batch: ingest.Batch) -> None:
-        points = batch.reading_points()
-        rejected = self.store.write([p.to_line(pt) for pt, _ in points])
+        points = batch.reading_points(self.clock_check)
+        rejected = self.store.write([storage.to_line(pt) for pt, _ in points])
         for i, detail in rejected.items():
             batch.reject_stored(points[i][1], detail)
         dead = batch.dead_letters()
         if dead:
-            lost = self.store.write([p.to_line(p.deadletter_point(d)) for d in dead])
+            lost = self.store.write([storage.to_line(storage.deadletter_point(d)) for d in dead])
             for i, detail in lost.items():
                 log.error("dead letter could not be stored (%s): %s", detail, dead[i].detail)
         readings = [(r, m.received_ms) for m in batch.messages for r in m.readings]
         assert self.status is not None
-        self.status.apply(batch.statuses(), readings)
+        self.status.apply(batch.statuses(), readings, batch.retained_statuses())
         # Durable now: tell the devices and the broker.
         now = self.wall_ms()
         for d in dead:

@@ -78,11 +78,9 @@ class AckStore:
             rej = {e.seq for e in bad if e.seq is not None}
             self.rejected.setdefault(msg.device, set()).update(rej)
             self.errors.extend(bad)
-        ack = p.Ack(
-            msg.device,
-            max(self._clock(), p.TS_MIN_MS),
-            p.ranges_from_seqs(r.seq for r in readings),
-            p.ranges_from_seqs(rej),
+        # One message holds at most MAX_BATCH_READINGS readings: one acknowledgement covers it.
+        (ack,) = p.acks_for(
+            msg.device, max(self._clock(), p.TS_MIN_MS), (r.seq for r in readings), rej
         )
         return p.encode_message(ack)
 
@@ -142,7 +140,8 @@ class TestAcknowledger:
         self.store = AckStore()
         self.port = port
         self.creds = creds
-        self.client_id = client_id
+        # The broker takes only "<account>-..." client ids from a service account.
+        self.client_id = f"{creds.username}-{client_id}"
         self._paused = False
         self._held: list[Message] = []
         self._pid = 0
