@@ -31,6 +31,10 @@ class RoutingParams:
         constraint family: load, time); penalty weights rise below it, fall above it.
     restart_after: iterations without a better feasible plan after which the search
         goes back to the best plan; 0 = automatic (20 per stop, at least 2,000).
+    epoch_s: under a time limit, length of the first annealing cycle [s]; each later
+        cycle is twice as long and starts again from the best plan at the start
+        temperature, so a longer limit first does what a shorter one does and then
+        goes on. 0 = one cycle over the whole limit (always so with MaxIterations).
     """
 
     num_neighbours: int = 20
@@ -45,6 +49,7 @@ class RoutingParams:
     repair_probability: float = 0.5
     target_feasible: float = 0.65
     restart_after: int = 0
+    epoch_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.num_neighbours < 1:
@@ -68,6 +73,8 @@ class RoutingParams:
             val = getattr(self, name)
             if not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")
+        if not self.epoch_s >= 0.0:
+            raise ValueError(f"epoch_s must be >= 0 (0 = one cycle), got {self.epoch_s}")
         if self.restart_after < 0:
             raise ValueError(f"restart_after must be >= 0 (0 = automatic), got "
                              f"{self.restart_after}")

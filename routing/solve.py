@@ -27,7 +27,7 @@ from routing.ils import ils_chunk, shuffle, snapshot
 from routing.local_search import local_search
 from routing.model import ProblemData
 from routing.params import RoutingParams
-from routing.stop import MaxIterations, StoppingCriterion
+from routing.stop import MaxIterations, MaxRuntime, StoppingCriterion
 
 _CHUNK_TARGET_S = 0.02
 """Target wall time of one compiled chunk of iterations [s]: short enough to stop on time."""
@@ -173,6 +173,23 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
     )
 
 
+def _epoch_bounds(stop: StoppingCriterion, epoch_s: float) -> list[float]:
+    """Ends of the annealing cycles as fractions of the budget: [1.0] (one cycle) unless
+    the budget is a time limit longer than ``epoch_s``; then cycles of epoch_s, 2 epoch_s,
+    4 epoch_s ... seconds, the last one cut at the limit."""
+    if not isinstance(stop, MaxRuntime) or epoch_s <= 0 or stop.max_runtime_s <= epoch_s:
+        return [1.0]
+    bounds = []
+    end = 0.0
+    length = epoch_s
+    while end < stop.max_runtime_s - 1e-9:
+        end = min(stop.max_runtime_s, end + length)
+        bounds.append(end / stop.max_runtime_s)
+        length *= 2.0
+    bounds[-1] = 1.0
+    return bounds
+
+
 def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray,
                  unl: np.ndarray) -> None:
     sol.stop_i[ev.I_ROUTE] = -1
@@ -246,6 +263,8 @@ def solve(
     refresh_all(inst, sol)
     costs[0] = total_cost(inst, sol)
 
+    bounds = _epoch_bounds(stop, params.epoch_s)
+    epoch = 0
     iterations = 0
     chunk = 1
     while n > 1 and not stop(costs[1], iterations):
@@ -260,10 +279,26 @@ def solve(
             f1 = min(1.0, f0 + (1.0 - f0) * min(1.0, _CHUNK_TARGET_S / secs))
         else:
             f1 = 1.0
+        while epoch < len(bounds) - 1 and f0 >= bounds[epoch]:
+            # a new annealing cycle starts from the best plan
+            epoch += 1
+            costs[5] = restart_after
+        if costs[5] >= restart_after and np.isfinite(costs[1]):
+            # diversification spent without a better plan (or a new cycle): best plan
+            _load_routes(inst, sol, best_seq, best_rlen, best_unl)
+            cur_seq[:] = best_seq
+            cur_rlen[:] = best_rlen
+            cur_unl[:] = best_unl
+            costs[5] = 0.0
+            costs[0] = total_cost(inst, sol)
+        lo = bounds[epoch - 1] if epoch else 0.0
+        hi = bounds[epoch]
+        g0 = min(1.0, (f0 - lo) / (hi - lo))
+        g1 = min(1.0, (f1 - lo) / (hi - lo))
         t0 = time.perf_counter()
         ils_chunk(inst, sol, cur_seq, cur_rlen, cur_unl, best_seq, best_rlen, best_unl, costs,
                   size,
-                  f0, f1, t_hi, t_lo, min_removed, max_removed,
+                  g0, g1, t_hi, t_lo, min_removed, max_removed,
                   params.max_string_length, params.blink_rate, params.route_elimination,
                   params.repair_probability, order)
         iterations += size
@@ -285,14 +320,6 @@ def solve(
                 changed = changed or w != inst.c[col]
                 inst.c[col] = w
             costs[2:5] = 0.0
-        if costs[5] >= restart_after and np.isfinite(costs[1]):
-            # diversification spent without a better plan: go back to the best one
-            _load_routes(inst, sol, best_seq, best_rlen, best_unl)
-            cur_seq[:] = best_seq
-            cur_rlen[:] = best_rlen
-            cur_unl[:] = best_unl
-            costs[5] = 0.0
-            changed = True
         if changed:
             refresh_all(inst, sol)
             costs[0] = total_cost(inst, sol)
