@@ -12,9 +12,10 @@ routes. A piece is a row ``(route, first_pos, last_pos, reversed)`` of a small
   unloading at the best disposal site when the next stop does not fit a
   compartment, waiting for windows, shift overtime. O(route length).
 
-Constraint violations are priced with large penalty weights, so the search is
-drawn back to feasibility; the independent checker in ``feasibility.py`` has the
-last word.
+Constraint violations are priced with penalty weights (``C_PENL`` for load-like,
+``C_PENT`` for time-like ones) that the search adapts to the share of feasible plans,
+so it may cross infeasible plans; the independent checker in ``feasibility.py`` has
+the last word.
 
 Everything here is numba-compiled (``cache=True``) because these functions run
 millions of times per second; the measurements are in docs/routing.md. The hot
