@@ -74,6 +74,8 @@ class Device:
     produced: list[int] = field(default_factory=list)
     dropped_seqs: list[int] = field(default_factory=list)
     acks: int = 0
+    #: Readings published, first sends and resends alike.
+    sends: int = 0
     history: dict[int, p.Reading] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,7 +152,9 @@ class Device:
                 interval_s=3600,
                 distance_mm=int(1000 * (1 - level / 100)),
                 fill_pct=round(level, 1),
-                temp_c=round(self.rng.uniform(-5, 30), 1),
+                # Unique per reading (for 35,000 seqs): a row that holds another reading's
+                # values, or two rows for one seq, shows in assert_exactly_once.
+                temp_c=unique_temp(self.seq),
                 battery_mv=self.rng.randint(3300, 4200),
                 rssi_dbm=-self.rng.randint(40, 90),
                 dropped=len(self.dropped_seqs),
@@ -186,6 +190,7 @@ class Device:
                 msgs = p.encode_batches(self.id, [pe.reading for pe in sent])
             for pe in sent:
                 pe.sent_at = now
+            self.sends += len(sent)
         for topic, payload in msgs:
             self.client.publish(topic, payload, qos=1)
         return len(sent)
@@ -267,6 +272,26 @@ def secret_file(dir: Path, name: str, value: str) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return path
+
+
+def unique_temp(seq: int) -> float:
+    """A temperature [°C] in -5..30 that no other seq below 35,000 of the device shares."""
+    return round(-5 + (seq % 35_000) / 1000, 3)
+
+
+def stored_rows(client: object, devices: list[str]) -> dict[str, list[p.Reading]]:
+    """Every stored reading row of these devices (a list: a double shows), decoded back."""
+    out: dict[str, list[p.Reading]] = {d: [] for d in devices}
+    series = client.query(f"SELECT * FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}")  # type: ignore[attr-defined]
+    for s in series:
+        dev = s["tags"][p.DEVICE_TAG]
+        cols = s["columns"]
+        for row in s["values"]:
+            values = {c: v for c, v in zip(cols, row, strict=True) if v is not None}
+            out.setdefault(dev, []).append(
+                p.reading_from_stored(dev, int(values.pop("time")), values)
+            )
+    return out
 
 
 def stored_seqs(client: object, devices: list[str]) -> dict[str, list[int]]:
