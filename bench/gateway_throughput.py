@@ -40,6 +40,7 @@ from gw_stack import Stack  # noqa: E402
 from gw_storm import OBSERVER_ACL, AckObserver, add_observer  # noqa: E402
 
 from smartbins import protocol as p  # noqa: E402
+from smartbins import storage  # noqa: E402
 from smartbins.servers import wait_until  # noqa: E402
 
 # --------------------------------------------------------------------------- raw MQTT 3.1.1
@@ -217,7 +218,7 @@ def written(stack: Stack) -> float:
 
 
 def count_readings(stack: Stack) -> int:
-    series = stack.influx.client().query(f"SELECT count(seq) FROM {p.MEASUREMENT}")
+    series = stack.influx.client().query(f"SELECT count(seq) FROM {storage.MEASUREMENT}")
     return int(series[0]["values"][0][1]) if series else 0
 
 

@@ -37,10 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator import faults as fl
-from simulator.cli import start_for
 from simulator.fleet import BrokerFleet, build_world, provision_fleet
 from simulator.mqtt_client import connect
-from simulator.world import DeviceDefaults, WorldOptions
+from simulator.world import DeviceDefaults, WorldOptions, start_for
 from smartbins import protocol as p
 from smartbins.provisioning import (
     GATEWAY_ACCOUNT,

@@ -27,9 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from smartbins import protocol as p
-
-#: Ranges per acknowledgement message: well under MAX_ACK_RANGES and MAX_CONTROL_BYTES.
-ACK_RANGES_PER_MESSAGE = 150
+from smartbins import storage
 
 
 @dataclass
@@ -182,16 +180,16 @@ class Batch:
     messages: list[Inbound]
     store_rejected: dict[tuple[str, int], str] = field(default_factory=dict)
 
-    def reading_points(self) -> list[tuple[p.Point, p.Reading]]:
+    def reading_points(self) -> list[tuple[storage.Point, p.Reading]]:
         """One point per distinct key (device, ts), in arrival order."""
         seen: set[tuple[str, int]] = set()
-        out: list[tuple[p.Point, p.Reading]] = []
+        out: list[tuple[storage.Point, p.Reading]] = []
         for m in self.messages:
             for r in m.readings:
                 key = (r.device, r.ts_ms)
                 if key not in seen:
                     seen.add(key)
-                    out.append((p.reading_point(r), r))
+                    out.append((storage.reading_point(r), r))
         return out
 
     def reject_stored(self, reading: p.Reading, detail: str) -> None:
@@ -244,15 +242,7 @@ class Batch:
         }
         out: list[p.Ack] = []
         for device in sorted(set(stored) | set(rejected) | online):
-            s = p.ranges_from_seqs(stored.get(device, ()))
-            r = p.ranges_from_seqs(rejected.get(device, ()))
-            if not s and not r:
-                out.append(p.Ack(device, now_ms, (), ()))
-            while s or r:
-                n_s = min(len(s), ACK_RANGES_PER_MESSAGE)
-                n_r = min(len(r), ACK_RANGES_PER_MESSAGE - n_s)
-                out.append(p.Ack(device, now_ms, s[:n_s], r[:n_r]))
-                s, r = s[n_s:], r[n_r:]
+            out += p.acks_for(device, now_ms, stored.get(device, ()), rejected.get(device, ()))
         return out
 
     def statuses(self) -> list[tuple[p.Status, int]]:

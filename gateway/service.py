@@ -20,9 +20,10 @@ from gateway import ingest
 from gateway.config import GatewayConfig, Secrets
 from gateway.metrics import Metrics, MetricsServer
 from gateway.mqtt import Delivery, MqttLink
-from gateway.status import StatusStore
 from gateway.store import Stopped, Store
 from smartbins import protocol as p
+from smartbins import storage
+from smartbins.devicestatus import StatusStore
 from smartbins.influx import InfluxClient
 
 log = logging.getLogger("smartbins.gateway")
@@ -204,12 +205,12 @@ class Gateway:
 
     def _process(self, batch: ingest.Batch) -> None:
         points = batch.reading_points()
-        rejected = self.store.write([p.to_line(pt) for pt, _ in points])
+        rejected = self.store.write([storage.to_line(pt) for pt, _ in points])
         for i, detail in rejected.items():
             batch.reject_stored(points[i][1], detail)
         dead = batch.dead_letters()
         if dead:
-            lost = self.store.write([p.to_line(p.deadletter_point(d)) for d in dead])
+            lost = self.store.write([storage.to_line(storage.deadletter_point(d)) for d in dead])
             for i, detail in lost.items():
                 log.error("dead letter could not be stored (%s): %s", detail, dead[i].detail)
         readings = [(r, m.received_ms) for m in batch.messages for r in m.readings]

@@ -95,7 +95,7 @@ class Supervisor:
     def _spawn(self, w: Worker) -> None:
         r, wfd = os.pipe()
         w.proc = subprocess.Popen(
-            [sys.executable, "-m", "smartbins.cli", "gateway", "--config",
+            [sys.executable, "-m", "gateway", "--config",
              str(self.config_path), "--worker", str(w.k), "--report-fd", str(wfd)],
             pass_fds=(wfd,),
             stdin=subprocess.DEVNULL,

@@ -78,11 +78,9 @@ class AckStore:
             rej = {e.seq for e in bad if e.seq is not None}
             self.rejected.setdefault(msg.device, set()).update(rej)
             self.errors.extend(bad)
-        ack = p.Ack(
-            msg.device,
-            max(self._clock(), p.TS_MIN_MS),
-            p.ranges_from_seqs(r.seq for r in readings),
-            p.ranges_from_seqs(rej),
+        # One message holds at most MAX_BATCH_READINGS readings: one acknowledgement covers it.
+        (ack,) = p.acks_for(
+            msg.device, max(self._clock(), p.TS_MIN_MS), (r.seq for r in readings), rej
         )
         return p.encode_message(ack)
 

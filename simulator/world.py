@@ -11,6 +11,7 @@ the same seed gives the same readings in both modes.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
@@ -291,3 +292,9 @@ class World:
 
     def close(self, path: Path | None = None) -> None:
         self.truth.flush()
+
+
+def start_for(days: float, now_s: float | None = None) -> int:
+    """Simulated start: far enough in the past that the run's end is before real now."""
+    now_s = time.time() if now_s is None else now_s
+    return int((now_s - days * 86400 - 86400) // 3600 * 3600)

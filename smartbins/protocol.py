@@ -1,4 +1,4 @@
-"""The wire protocol and storage schema: the one definition firmware, simulator and gateway follow.
+"""The wire protocol: the one definition firmware, simulator and gateway follow.
 
 Sans-I/O on purpose (like h11): no paho, socket or InfluxDB import here, so the same functions
 serve the gateway, the simulator, the tests and the firmware contract test. ``docs/protocol.md``
@@ -11,7 +11,6 @@ Every failure, in encoding or decoding, is a :class:`PayloadError` with a stable
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import math
@@ -550,6 +549,30 @@ class DeadLetter:
 Message = Reading | ReadingBatch | Status | DeviceConfig | Ack | DeadLetter
 
 
+#: Ranges per acknowledgement message: well under MAX_ACK_RANGES and MAX_CONTROL_BYTES.
+ACK_RANGES_PER_MESSAGE = 150
+
+
+def acks_for(
+    device: str, server_ts_ms: int, stored: Iterable[int], rejected: Iterable[int] = ()
+) -> list[Ack]:
+    """The acknowledgements of ``device``'s stored and rejected seqs, as few messages as fit
+    (each at most ACK_RANGES_PER_MESSAGE ranges); one with empty ranges when there is nothing
+    to acknowledge (how an ``online`` device learns the time). Gateway and test acknowledger
+    both build their acknowledgements here."""
+    s = ranges_from_seqs(stored)
+    r = ranges_from_seqs(rejected)
+    if not s and not r:
+        return [Ack(device, server_ts_ms, (), ())]
+    out: list[Ack] = []
+    while s or r:
+        n_s = min(len(s), ACK_RANGES_PER_MESSAGE)
+        n_r = min(len(r), ACK_RANGES_PER_MESSAGE - n_s)
+        out.append(Ack(device, server_ts_ms, s[:n_s], r[:n_r]))
+        s, r = s[n_s:], r[n_r:]
+    return out
+
+
 def ranges_from_seqs(seqs: Iterable[int]) -> tuple[tuple[int, int], ...]:
     """Compress sequence numbers to sorted inclusive ranges: {1,2,3,7} -> ((1, 3), (7, 7))."""
     out: list[list[int]] = []
@@ -905,102 +928,3 @@ def _parse(kind: Kind, topic_device: str, payload: bytes) -> Message:
     kwargs = _fields_from(body, specs, "", allowed, device)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return cls(device=device, **kwargs)  # type: ignore[operator]
-
-
-# ---------------------------------------------------------------- storage schema (InfluxDB v1)
-
-MEASUREMENT = "reading"
-DEADLETTER_MEASUREMENT = "dead_letter"
-DEVICE_TAG = "device"
-#: Numeric fields are written as floats, always: InfluxDB fixes a field's type at its first write.
-STORED_FLOAT_FIELDS: tuple[FieldSpec, ...] = tuple(
-    f for f in READING_FIELDS if f.kind in ("int", "float") and f.attr != "ts_ms"
-)
-PRECISION = "ms"
-
-
-@dataclass(frozen=True)
-class Point:
-    measurement: str
-    tags: tuple[tuple[str, str], ...]
-    fields: tuple[tuple[str, float | str], ...]
-    time_ms: int
-
-    @property
-    def key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
-        """InfluxDB's identity of a point: a second write with the same key overwrites it."""
-        return self.measurement, self.tags, self.time_ms
-
-
-def reading_point(reading: Reading) -> Point:
-    """The stored form of a reading. Tags come only from the reading itself (the device id):
-    bin, stream and municipality are joined from the registry at query time, so moving a device
-    never changes the key of a stored or resent point, and the sequence number is a field, not a
-    tag, so it adds no series."""
-    values: list[tuple[str, float | str]] = []
-    for spec in STORED_FLOAT_FIELDS:
-        v = getattr(reading, spec.attr)
-        if v is not None:
-            values.append((spec.key, float(v)))
-    values.append(("fw", reading.fw))
-    if reading.errors:
-        values.append(("err", ",".join(str(c) for c in reading.errors)))
-    return Point(MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading.ts_ms)
-
-
-def reading_from_stored(device: str, time_ms: int, values: Mapping[str, Any]) -> Reading:
-    """Inverse of :func:`reading_point`, for what a query returns (floats back to ints)."""
-    kwargs: dict[str, Any] = {}
-    for spec in STORED_FLOAT_FIELDS:
-        v = values.get(spec.key)
-        if v is not None:
-            kwargs[spec.attr] = int(v) if spec.kind == "int" else float(v)
-    err = values.get("err")
-    return Reading(
-        device=device,
-        ts_ms=time_ms,
-        fw=values["fw"],
-        errors=tuple(int(c) for c in err.split(",")) if err else (),
-        **kwargs,
-    )
-
-
-def deadletter_point(dl: DeadLetter) -> Point:
-    """Dead letters are stored too. ``digest`` (a tag) tells redeliveries of the same bytes apart
-    from new ones; ``time`` is when the gateway received it."""
-    device = dl.device if dl.device and is_device_id(dl.device) else UNKNOWN_DEVICE
-    values: list[tuple[str, float | str]] = [
-        ("detail", dl.detail),
-        ("topic", dl.topic),
-        ("payload_b64", base64.b64encode(dl.payload).decode()),
-    ]
-    if dl.seq is not None:
-        values.append(("seq", float(dl.seq)))
-    if dl.index is not None:
-        values.append(("index", float(dl.index)))
-    tags = ((DEVICE_TAG, device), ("digest", dl.digest), ("reason", dl.reason.value))
-    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _escape_key(text: str) -> str:
-    """Tag keys, tag values and field keys: commas, equals signs and spaces are escaped; a
-    newline cannot be, so it becomes a space (our tags are device ids, reason codes, digests).
-    Cached: the same few keys and the fleet's device ids come back in every line."""
-    text = text.replace("\\", "\\\\").replace("\n", " ")
-    return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field_value(value: float | str) -> str:
-    if isinstance(value, str):
-        # Inside a quoted string only the quote and the backslash are escaped; newlines are kept.
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(float(value))
-
-
-def to_line(point: Point) -> str:
-    """One point in InfluxDB line protocol, timestamp in milliseconds (write with precision=ms)."""
-    measurement = point.measurement.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-    tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point.tags))
-    values = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point.fields)
-    return f"{measurement}{tags} {values} {point.time_ms}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartbins import codes
+from smartbins import codes, storage
 from smartbins import protocol as p
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
@@ -67,5 +67,5 @@ def test_limits_and_topics_are_documented() -> None:
     for kind in (*p.UP_KINDS, *p.DOWN_KINDS):
         assert f"`{p.topic_for(kind, '<device>')}`" in DOC
     assert f"`{p.shared_subscription()}`" in DOC
-    assert f"measurement **`{p.MEASUREMENT}`**" in DOC
-    assert f"measurement **`{p.DEADLETTER_MEASUREMENT}`**" in DOC
+    assert f"measurement **`{storage.MEASUREMENT}`**" in DOC
+    assert f"measurement **`{storage.DEADLETTER_MEASUREMENT}`**" in DOC

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from strategies import readings
 
 from smartbins import protocol as p
+from smartbins import storage
 from smartbins.registry import Registry
 
 _measurements = itertools.count()
@@ -34,7 +35,7 @@ def a_reading(seq: int, device: str = "dev-s1", **kw: object) -> p.Reading:
 @settings(max_examples=200)
 @given(readings())
 def test_point_key_depends_only_on_device_and_time(r: p.Reading) -> None:
-    point = p.reading_point(r)
+    point = storage.reading_point(r)
     assert point.key == ("reading", (("device", r.device),), r.ts_ms)
     # Every numeric field is a float, so InfluxDB never fixes a field as integer.
     assert all(isinstance(v, float) for k, v in point.fields if k not in ("fw", "err"))
@@ -50,10 +51,10 @@ def test_resent_reading_maps_to_the_same_point_also_after_a_move(registry_path) 
         reg.add_device("dev-s1", at_ms=1_700_000_000_000)
         reg.link("dev-s1", "bin-a", at_ms=1_700_000_000_000)
         r = a_reading(5)
-        before = p.to_line(p.reading_point(r))
+        before = storage.to_line(storage.reading_point(r))
         reg.link("dev-s1", "bin-b", at_ms=r.ts_ms + 1)  # moved after the reading was taken
         resent = p.parse_message(*p.encode_message(r))
-        assert p.to_line(p.reading_point(resent)) == before
+        assert storage.to_line(storage.reading_point(resent)) == before
         # The bin is answered from the history at query time, not from the point.
         assert reg.bin_at("dev-s1", r.ts_ms) == "bin-a"
         assert reg.bin_at("dev-s1", r.ts_ms + 1) == "bin-b"
@@ -65,15 +66,16 @@ def test_reading_written_twice_is_stored_once_and_reads_back_equal(influxdb) -> 
     rs[3] = a_reading(
         3, distance_mm=None, fill_pct=None, errors=(1, 3), flags=int(p.Flag.SENSOR_ERROR)
     )
-    lines = [p.to_line(p.reading_point(r)) for r in rs]
+    lines = [storage.to_line(storage.reading_point(r)) for r in rs]
     client.write_lines(lines)
     client.write_lines(lines[1:4])  # a resend of some of them
-    series = client.query(f"SELECT * FROM {p.MEASUREMENT} WHERE {p.DEVICE_TAG} = 'dev-s1'")
+    where = f"{storage.DEVICE_TAG} = {storage.device_literal('dev-s1')}"
+    series = client.query(f"SELECT * FROM {storage.MEASUREMENT} WHERE {where}")
     (s,) = series
     rows = [dict(zip(s["columns"], v, strict=True)) for v in s["values"]]
     assert len(rows) == len(rs)
     back = [
-        p.reading_from_stored(
+        storage.reading_from_stored(
             row.pop("device"), row.pop("time"), {k: v for k, v in row.items() if v is not None}
         )
         for row in rows
@@ -91,8 +93,9 @@ def test_line_protocol_escapes_what_needs_escaping(influxdb) -> None:
         received_ms=1_764_000_000_123,
         device="dev x,y=z",
     )
-    client.write_lines([p.to_line(p.deadletter_point(dl))])
-    (s,) = client.query(f"SELECT * FROM {p.DEADLETTER_MEASUREMENT} WHERE digest = '{dl.digest}'")
+    client.write_lines([storage.to_line(storage.deadletter_point(dl))])
+    measurement = storage.DEADLETTER_MEASUREMENT
+    (s,) = client.query(f"SELECT * FROM {measurement} WHERE digest = '{dl.digest}'")
     row = dict(zip(s["columns"], s["values"][0], strict=True))
     assert row["device"] == p.UNKNOWN_DEVICE  # not a device id: never becomes a tag value
     assert row["detail"] == dl.detail

@@ -14,7 +14,9 @@ import pytest
 from fwtools import FIRMWARE, FakeDevice, Fleet, mp_run
 
 from smartbins import protocol as p
-from smartbins.devicecli import DeviceCliSettings, empty_distance, flash_commands
+from smartbins import storage
+from smartbins.cli.flash import flash_commands
+from smartbins.deviceops import DeviceSettings, empty_distance
 from smartbins.passwords import verify_password
 from smartbins.registry import UNCALIBRATED_EMPTY_MM, UNCALIBRATED_FULL_MM, Registry
 from smartbins.servers import InfluxDB
@@ -116,8 +118,8 @@ def test_calibrate_from_recent_readings_reaches_the_firmware(
     base = 1_764_000_000_000
     mm = [900, 1180, 1210, 400, 1200]  # the last three: 1210, a spike (400), 1200
     client.write_lines(
-        p.to_line(
-            p.reading_point(
+        storage.to_line(
+            storage.reading_point(
                 p.Reading(
                     "cli-cal", i, 1, base + i * 1000, "1.0.0", 3600, distance_mm=d, fill_pct=10.0
                 )
@@ -209,14 +211,14 @@ def test_flash_without_an_image_says_what_to_do(capsys: pytest.CaptureFixture[st
 def test_settings_file_and_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "devices.toml"
     path.write_text('registry = "/srv/reg.sqlite"\nbroker_port = 8883\nwifi_ssid = "bins"\n')
-    s = load(DeviceCliSettings, path)
+    s = load(DeviceSettings, path)
     assert (s.registry, s.broker_port, s.wifi_ssid) == (Path("/srv/reg.sqlite"), 8883, "bins")
     path.write_text('registry = "/srv/reg.sqlite"\nbroker_prot = 8883\n')
     with pytest.raises(ConfigError, match=r"devices.toml:2: broker_prot: unknown key"):
-        load(DeviceCliSettings, path)
+        load(DeviceSettings, path)
     path.write_text("broker_port = 70000\n")
     with pytest.raises(ConfigError, match="broker_port"):
-        load(DeviceCliSettings, path)
+        load(DeviceSettings, path)
 
 
 def test_every_command_has_help() -> None:

@@ -21,10 +21,9 @@ from pathlib import Path
 from gw_fleet import stored_seqs
 from gw_stack import Stack
 
-from simulator.cli import start_for
 from simulator.fleet import BrokerFleet, build_world, provision_fleet
 from simulator.truth import produced_and_dropped
-from simulator.world import World, WorldOptions
+from simulator.world import World, WorldOptions, start_for
 from smartbins.registry import Registry
 
 VICTIMS = ("broker", "gateway", "influxd")

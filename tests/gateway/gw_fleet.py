@@ -27,6 +27,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from smartbins import protocol as p
+from smartbins import storage
 from smartbins.passwords import PasswordFile
 from smartbins.provisioning import Credentials, ProvisionRequest, provision
 from smartbins.registry import Registry
@@ -297,8 +298,8 @@ def stored_rows(client: object, devices: list[str]) -> dict[str, list[p.Reading]
 def stored_seqs(client: object, devices: list[str]) -> dict[str, list[int]]:
     """Every stored (device, seq), as lists so that a double would show."""
     out: dict[str, list[int]] = {d: [] for d in devices}
-    series = client.query(f"SELECT seq FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}")  # type: ignore[attr-defined]
+    series = client.query(f"SELECT seq FROM {storage.MEASUREMENT} GROUP BY {storage.DEVICE_TAG}")  # type: ignore[attr-defined]
     for s in series:
-        dev = s["tags"][p.DEVICE_TAG]
+        dev = s["tags"][storage.DEVICE_TAG]
         out.setdefault(dev, []).extend(int(v[1]) for v in s["values"])
     return out

@@ -17,10 +17,9 @@ from gw_chaos import provisioned_world
 from gw_fleet import stored_seqs
 from gw_stack import Stack
 
-from simulator.cli import start_for
 from simulator.fleet import BrokerFleet, fill_buffers
 from simulator.truth import produced_and_dropped
-from simulator.world import WorldOptions
+from simulator.world import WorldOptions, start_for
 from smartbins import protocol as p
 from smartbins.passwords import new_secret
 from smartbins.servers import wait_until

@@ -17,6 +17,7 @@ from gw_fleet import Fleet, provision_fleet, secret_file, stored_seqs
 import gateway.mqtt
 from gateway.service import Gateway
 from smartbins import protocol as p
+from smartbins import storage
 from smartbins.registry import now_ms
 from smartbins.servers import InfluxDB, temp_workdir, wait_until
 from smartbins.testing import Broker, MqttProbe
@@ -137,8 +138,9 @@ def test_batch_with_one_bad_reading_stores_the_rest(
 
     client = influxdb.client(fresh_db)
     assert sorted(stored_seqs(client, [cred.username])[cred.username]) == [0, 1, 3]
-    wait_until(lambda: client.query(f"SELECT count(detail) FROM {p.DEADLETTER_MEASUREMENT}"), 5)
-    series = client.query(f"SELECT count(detail) FROM {p.DEADLETTER_MEASUREMENT} GROUP BY reason")
+    dl = storage.DEADLETTER_MEASUREMENT
+    wait_until(lambda: client.query(f"SELECT count(detail) FROM {dl}"), 5)
+    series = client.query(f"SELECT count(detail) FROM {dl} GROUP BY reason")
     counts = {s["tags"]["reason"]: s["values"][0][1] for s in series}
     assert counts == {"out_of_range": 1, "future_timestamp": 1, "bad_json": 1}
     assert gw.metrics.by_label("gateway_deadletters_total", "reason") == {
@@ -161,7 +163,7 @@ def test_store_rejected_point_is_split_out_and_dead_lettered(
     halved until that point is alone; it is dead-lettered, the others are written."""
     client = influxdb.client(fresh_db)
     old_ts = 1_600_000_000_000  # 2020-09: a shard of its own
-    client.write_lines([f'{p.MEASUREMENT},device=other temp="warm" {old_ts - 1}'])
+    client.write_lines([f'{storage.MEASUREMENT},device=other temp="warm" {old_ts - 1}'])
     gw = gateway_factory()
     wait_until(gw.mqtt.subscribed.is_set, 10, message="gateway subscribed")
     dl = deadletter_probe(broker, mqtt_probe)

@@ -2,10 +2,9 @@
 
 import sqlite3
 
-from simulator.cli import start_for
 from simulator.fleet import buffered, build_world, run_fast
 from simulator.truth import account
-from simulator.world import WorldOptions
+from simulator.world import WorldOptions, start_for
 from smartbins.cli import main
 
 START = 1_760_000_000
@@ -109,8 +108,8 @@ def test_cli_broker_mode(tmp_path, capsys):
 
 def test_cli_schedule_file(tmp_path, capsys):
     from simulator.city import generate
-    from simulator.cli import start_for
     from simulator.collections import Visit, write_schedule
+    from simulator.world import start_for
 
     city = generate(6, 4)
     t = start_for(2) + 86400
@@ -132,7 +131,7 @@ def test_documented_config_is_the_defaults():
     import re
     from pathlib import Path
 
-    from simulator.cli import SimulateConfig
+    from simulator.config import SimulateConfig
     from smartbins.settings import from_mapping
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()

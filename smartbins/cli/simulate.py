@@ -12,72 +12,16 @@ import argparse
 import shutil
 import sys
 import time
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from simulator import collections as col
-from simulator import faults as fl
-from simulator.world import DeviceDefaults, WorldOptions
+from simulator.config import SimulateConfig
+from simulator.world import DeviceDefaults, WorldOptions, start_for
 from smartbins import settings
 from smartbins.errors import SmartbinsError
+from smartbins.progress import ProgressBar
 from smartbins.servers import temp_workdir
-
-_RATES = {f.name: f.default for f in fields(fl.FaultRates) if f.default is not MISSING}
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Expected fault windows per device per 30 days (see simulator/faults.py)."""
-
-    # The defaults are FaultRates' own, stated once in simulator/faults.py.
-    noise: float = _RATES["noise"]
-    spike: float = _RATES["spike"]
-    timeout: float = _RATES["timeout"]
-    stuck: float = _RATES["stuck"]
-    drift: float = _RATES["drift"]
-    ghost: float = _RATES["ghost"]
-    tilt: float = _RATES["tilt"]
-    fire: float = _RATES["fire"]
-    offline: float = _RATES["offline"]
-    reboot: float = _RATES["reboot"]
-    natural_gaps: bool = _RATES["natural_gaps"]
-    natural_tilt: bool = _RATES["natural_tilt"]
-
-    def rates(self) -> fl.FaultRates:
-        return fl.FaultRates(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def __post_init__(self) -> None:
-        for k in self.__dataclass_fields__:
-            v = getattr(self, k)
-            if not isinstance(v, bool) and v < 0:
-                raise ValueError(f"{k}: {v} must be >= 0 (windows per device per 30 days)")
-
-
-@dataclass(frozen=True)
-class SimulateConfig:
-    bins: int = 100
-    days: float = 7.0
-    seed: int = 1
-    speed: float = 3600.0  #: simulated seconds per real second (broker mode)
-    fast: bool = False
-    schedule: Path | None = None  #: collection schedule CSV (bin_id,time,truck); else fixed
-    out: Path | None = None
-    interval_s: int = 3600
-    buffer_capacity: int = 2000
-    level_every_s: int = 3600  #: true level of every bin sampled this often into the truth
-    faults: FaultConfig = field(default_factory=FaultConfig)
-
-    def __post_init__(self) -> None:
-        if self.bins < 1:
-            raise ValueError(f"bins: {self.bins} must be at least 1")
-        if self.days <= 0:
-            raise ValueError(f"days: {self.days} must be positive")
-        if self.speed <= 0:
-            raise ValueError(f"speed: {self.speed} must be positive")
-        if not 10 <= self.interval_s <= 604800:
-            raise ValueError(f"interval_s: {self.interval_s} must be 10..604800 seconds")
-        if self.level_every_s < 60:
-            raise ValueError(f"level_every_s: {self.level_every_s} must be at least 60 seconds")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--speed", type=float, help="Simulated seconds per real second in broker "
                    "mode. Default: 3600 (an hour a second).")
     m.add_argument("--config", type=Path, help="TOML config file (keys as SimulateConfig in "
-                   "simulator/cli.py, [faults] table for fault rates).")
+                   "simulator/config.py, [faults] table for fault rates).")
     m.add_argument("--out", type=Path, help="Output directory. Default: a new temp dir.")
     parser.set_defaults(func=run)
 
@@ -116,32 +60,6 @@ def config_from(args: argparse.Namespace) -> SimulateConfig:
         return replace(cfg, **{k: v for k, v in flags.items() if v is not None})
     except ValueError as e:
         raise SmartbinsError(f"bad option: {e}") from None
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr (no dependency), redrawn at most 10 times a second."""
-
-    def __init__(self, label: str, width: int = 30) -> None:
-        self.label, self.width, self.last = label, width, 0.0
-        self.t0 = time.monotonic()
-
-    def __call__(self, frac: float, note: str = "") -> None:
-        now = time.monotonic()
-        if frac < 1.0 and now - self.last < 0.1:
-            return
-        self.last = now
-        n = int(self.width * min(1.0, frac))
-        bar = "#" * n + "." * (self.width - n)
-        sys.stderr.write(f"\r{self.label} [{bar}] {100 * frac:5.1f}% {now - self.t0:6.1f}s {note}")
-        if frac >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def start_for(days: float, now_s: float | None = None) -> int:
-    """Simulated start: far enough in the past that the run's end is before real now."""
-    now_s = time.time() if now_s is None else now_s
-    return int((now_s - days * 86400 - 86400) // 3600 * 3600)
 
 
 def run(args: argparse.Namespace) -> int:

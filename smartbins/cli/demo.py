@@ -2,12 +2,12 @@
 
 Mosquitto (production config) and InfluxDB (auth on) start on free loopback ports, the
 simulator generates a seeded piece of Copenhagen and provisions one device per bin with its own
-credentials, the real gateway runs as its own process (`smartbins gateway --config FILE`, as in
-production), and the fleet reports in accelerated time. At the end the demo checks the database
-against the simulator's ground truth: every reading produced is stored exactly once (or is still
-in a device's buffer, or was dropped by a full one, which the truth records), and prints what a
-planner would see per waste stream. Everything lives in a temp dir removed afterwards
-(``--keep`` keeps it).
+credentials, the real gateway runs as its own process (`python -m gateway --config FILE`, what
+`smartbins gateway` runs), and the fleet reports in accelerated time. At the end the demo
+checks the database against the simulator's ground truth: every reading produced is stored
+exactly once (or is still in a device's buffer, or was dropped by a full one, which the truth
+records), and prints what a planner would see per waste stream. Everything lives in a temp dir
+removed afterwards (``--keep`` keeps it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from smartbins import protocol as p
+from smartbins import storage
 from smartbins.errors import SmartbinsError
 from smartbins.influx import InfluxClient
 from smartbins.servers import InfluxDB, Mosquitto, free_port, temp_workdir, wait_until
@@ -106,17 +106,15 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 def _stored(client: InfluxClient) -> dict[str, set[int]]:
-    out: dict[str, set[int]] = {}
-    for s in client.query(f"SELECT seq FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}"):
-        out[s["tags"][p.DEVICE_TAG]] = {int(v[1]) for v in s["values"]}
-    return out
+    seqs = storage.seqs_by_device(client.query(storage.stored_seqs_query()))
+    return {device: set(s) for device, s in seqs.items()}
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.cli import ProgressBar, start_for
     from simulator.fleet import BrokerFleet, buffered, build_world, provision_fleet
     from simulator.truth import account
-    from simulator.world import WorldOptions
+    from simulator.world import WorldOptions, start_for
+    from smartbins.progress import ProgressBar
     from smartbins.provisioning import ensure_service_accounts
     from smartbins.registry import Registry
 
@@ -151,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         config, http_port = _gateway_config(workdir, broker, influx, gw_password)
         with open(workdir / "gateway.log", "ab") as log:
             gateway = subprocess.Popen(
-                [sys.executable, "-m", "smartbins.cli", "gateway", "--config", str(config)],
+                [sys.executable, "-m", "gateway", "--config", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -219,10 +217,8 @@ def _report(
     emptyings = dict(db.execute("SELECT bin_id, count(*) FROM emptyings GROUP BY bin_id"))
     db.close()
     last = {
-        s["tags"][p.DEVICE_TAG]: s["values"][0]
-        for s in client.query(
-            f"SELECT count(seq), last(fill) FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}"
-        )
+        s["tags"][storage.DEVICE_TAG]: s["values"][0]
+        for s in client.query(storage.summary_query())
     }
     print(
         "\n"

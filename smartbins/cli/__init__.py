@@ -1,29 +1,29 @@
 """The one `smartbins` command; each job is a subcommand registered by its own module.
 
-A command module exposes ``register(subparsers)``, which adds its parser(s) and sets
-``func(args) -> int`` as the default. Adding a job is one module and one line in COMMANDS.
-Modules are imported only when listed, so a missing optional part fails with a clear message
-instead of breaking every other command.
+A command module (one per command group, in this package) exposes ``register(subparsers)``,
+which adds its parser(s) and sets ``func(args) -> int`` as the default. Adding a job is one
+module and one line in COMMANDS. The CLI may import every part; nothing imports the CLI. The
+modules import their parts' heavy machinery inside the commands, so `smartbins --help` is quick.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
+from smartbins.cli import config, demo, device, flash, gateway, simulate
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS: tuple[str, ...] = (
-    "smartbins.demo",
-    "simulator.cli",
-    "smartbins.devicecli",
-    "gateway.cli",
-)
+COMMANDS = (demo, simulate, device, flash, gateway, config)
 
 
-CommandError = SmartbinsError
+def _version() -> str:
+    try:
+        return version("smartbins")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open telemetry and collection planning for smart waste bins. "
         "Each job is a subcommand; `smartbins COMMAND --help` tells what it does.",
     )
+    parser.add_argument("--version", action="version", version=f"smartbins {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(name).register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

@@ -5,7 +5,8 @@ each device now", not "what was it over time" (that is what the readings in Infl
 Updated from status messages (``online`` after a connect, ``lost`` from the last will) and from
 every stored reading (last seen, battery, signal, firmware, dropped count). Written in the
 gateway's writer thread only, in one transaction per batch, before the broker messages that
-carried the updates are acknowledged.
+carried the updates are acknowledged. It lives in ``smartbins/`` because the gateway writes it
+and the backend reads it, and neither imports the other.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+import sys
+
+from smartbins.cli import main
+
+sys.exit(main())

@@ -1,0 +1,160 @@
+"""The storage schema (InfluxDB v1) and the queries every part reads readings with.
+
+Readings are points in one measurement, tagged by device only; dead letters are points in their
+own measurement. Writers (the gateway) build points with :func:`reading_point` and
+:func:`deadletter_point` and send them as line protocol (:func:`to_line`); readers (the
+technicians' commands, the backend, the demo) use the query builders below, which validate or
+escape every value that reaches InfluxQL. ``docs/protocol.md`` ("Storage schema") is the prose
+version; ``tests/test_protocol_doc.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smartbins.protocol import (
+    READING_FIELDS,
+    UNKNOWN_DEVICE,
+    DeadLetter,
+    FieldSpec,
+    Reading,
+    is_device_id,
+)
+
+MEASUREMENT = "reading"
+DEADLETTER_MEASUREMENT = "dead_letter"
+DEVICE_TAG = "device"
+#: Numeric fields are written as floats, always: InfluxDB fixes a field's type at its first write.
+STORED_FLOAT_FIELDS: tuple[FieldSpec, ...] = tuple(
+    f for f in READING_FIELDS if f.kind in ("int", "float") and f.attr != "ts_ms"
+)
+PRECISION = "ms"
+
+
+@dataclass(frozen=True)
+class Point:
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, float | str], ...]
+    time_ms: int
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
+        """InfluxDB's identity of a point: a second write with the same key overwrites it."""
+        return self.measurement, self.tags, self.time_ms
+
+
+def reading_point(reading: Reading) -> Point:
+    """The stored form of a reading. Tags come only from the reading itself (the device id):
+    bin, stream and municipality are joined from the registry at query time, so moving a device
+    never changes the key of a stored or resent point, and the sequence number is a field, not a
+    tag, so it adds no series."""
+    values: list[tuple[str, float | str]] = []
+    for spec in STORED_FLOAT_FIELDS:
+        v = getattr(reading, spec.attr)
+        if v is not None:
+            values.append((spec.key, float(v)))
+    values.append(("fw", reading.fw))
+    if reading.errors:
+        values.append(("err", ",".join(str(c) for c in reading.errors)))
+    return Point(MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading.ts_ms)
+
+
+def reading_from_stored(device: str, time_ms: int, values: Mapping[str, Any]) -> Reading:
+    """Inverse of :func:`reading_point`, for what a query returns (floats back to ints)."""
+    kwargs: dict[str, Any] = {}
+    for spec in STORED_FLOAT_FIELDS:
+        v = values.get(spec.key)
+        if v is not None:
+            kwargs[spec.attr] = int(v) if spec.kind == "int" else float(v)
+    err = values.get("err")
+    return Reading(
+        device=device,
+        ts_ms=time_ms,
+        fw=values["fw"],
+        errors=tuple(int(c) for c in err.split(",")) if err else (),
+        **kwargs,
+    )
+
+
+def deadletter_point(dl: DeadLetter) -> Point:
+    """Dead letters are stored too. ``digest`` (a tag) tells redeliveries of the same bytes apart
+    from new ones; ``time`` is when the gateway received it."""
+    device = dl.device if dl.device and is_device_id(dl.device) else UNKNOWN_DEVICE
+    values: list[tuple[str, float | str]] = [
+        ("detail", dl.detail),
+        ("topic", dl.topic),
+        ("payload_b64", base64.b64encode(dl.payload).decode()),
+    ]
+    if dl.seq is not None:
+        values.append(("seq", float(dl.seq)))
+    if dl.index is not None:
+        values.append(("index", float(dl.index)))
+    tags = ((DEVICE_TAG, device), ("digest", dl.digest), ("reason", dl.reason.value))
+    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _escape_key(text: str) -> str:
+    """Tag keys, tag values and field keys: commas, equals signs and spaces are escaped; a
+    newline cannot be, so it becomes a space (our tags are device ids, reason codes, digests).
+    Cached: the same few keys and the fleet's device ids come back in every line."""
+    text = text.replace("\\", "\\\\").replace("\n", " ")
+    return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _field_value(value: float | str) -> str:
+    if isinstance(value, str):
+        # Inside a quoted string only the quote and the backslash are escaped; newlines are kept.
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(float(value))
+
+
+def to_line(point: Point) -> str:
+    """One point in InfluxDB line protocol, timestamp in milliseconds (write with precision=ms)."""
+    measurement = point.measurement.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point.tags))
+    values = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point.fields)
+    return f"{measurement}{tags} {values} {point.time_ms}"
+
+
+# ------------------------------------------------------------------------------------ queries
+# Every value that reaches InfluxQL passes through one of these: device ids are validated
+# (their alphabet needs no escaping), counts are ints.
+
+
+def device_literal(device: str) -> str:
+    """A device id as an InfluxQL string literal; ValueError for anything that is not one."""
+    if not isinstance(device, str) or not is_device_id(device):
+        raise ValueError(f"device {device!r} is not a device id")
+    return f"'{device}'"
+
+
+def stored_seqs_query() -> str:
+    """Every stored reading's seq, one series per device (see :func:`seqs_by_device`)."""
+    return f"SELECT seq FROM {MEASUREMENT} GROUP BY {DEVICE_TAG}"
+
+
+def seqs_by_device(series: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The seqs of :func:`stored_seqs_query`'s answer per device, in stored order (a list, so
+    that a reading stored twice under two keys shows twice)."""
+    return {s["tags"][DEVICE_TAG]: [int(v[1]) for v in s["values"]] for s in series}
+
+
+def summary_query() -> str:
+    """Per device: how many readings are stored and the newest fill [%]."""
+    return f"SELECT count(seq), last(fill) FROM {MEASUREMENT} GROUP BY {DEVICE_TAG}"
+
+
+def recent_distances_query(device: str, last: int) -> str:
+    """The device's ``last`` newest valid distances [mm], newest first."""
+    if not isinstance(last, int) or isinstance(last, bool) or not 1 <= last <= 10_000:
+        raise ValueError(f"last {last!r} must be an integer 1..10000")
+    return (
+        f"SELECT mm FROM {MEASUREMENT} WHERE {DEVICE_TAG} = {device_literal(device)} "
+        f"AND mm >= 0 ORDER BY time DESC LIMIT {last}"
+    )
