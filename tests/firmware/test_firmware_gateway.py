@@ -25,6 +25,7 @@ from gw_fleet import provision_fleet
 from gw_stack import GatewayProcess, Stack
 
 from smartbins import protocol as p
+from smartbins import storage
 from smartbins.registry import now_ms
 from smartbins.servers import wait_until
 
@@ -98,20 +99,20 @@ def flashed(dev: FakeDevice, rows: list[p.Reading]) -> dict[int, p.Reading]:
 
 def stored(stack: Stack, device: str) -> list[p.Reading]:
     series = stack.influx.client().query(
-        f"SELECT * FROM {p.MEASUREMENT} WHERE {p.DEVICE_TAG} = '{device}'"
+        f"SELECT * FROM {storage.MEASUREMENT} WHERE {storage.DEVICE_TAG} = '{device}'"
     )
     out = []
     for s in series:
         cols = s["columns"]
         for row in s["values"]:
             values = {c: v for c, v in zip(cols, row, strict=True) if v is not None}
-            out.append(p.reading_from_stored(device, int(values.pop("time")), values))
+            out.append(storage.reading_from_stored(device, int(values.pop("time")), values))
     return sorted(out, key=lambda r: r.seq)
 
 
 def dead_letters(stack: Stack, device: str) -> list[dict[str, object]]:
     series = stack.influx.client().query(
-        f"SELECT * FROM {p.DEADLETTER_MEASUREMENT} WHERE {p.DEVICE_TAG} = '{device}'"
+        f"SELECT * FROM {storage.DEADLETTER_MEASUREMENT} WHERE {storage.DEVICE_TAG} = '{device}'"
     )
     return [dict(zip(s["columns"], row, strict=True)) for s in series for row in s["values"]]
 

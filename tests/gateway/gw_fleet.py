@@ -283,14 +283,14 @@ def unique_temp(seq: int) -> float:
 def stored_rows(client: object, devices: list[str]) -> dict[str, list[p.Reading]]:
     """Every stored reading row of these devices (a list: a double shows), decoded back."""
     out: dict[str, list[p.Reading]] = {d: [] for d in devices}
-    series = client.query(f"SELECT * FROM {p.MEASUREMENT} GROUP BY {p.DEVICE_TAG}")  # type: ignore[attr-defined]
+    series = client.query(f"SELECT * FROM {storage.MEASUREMENT} GROUP BY {storage.DEVICE_TAG}")  # type: ignore[attr-defined]
     for s in series:
-        dev = s["tags"][p.DEVICE_TAG]
+        dev = s["tags"][storage.DEVICE_TAG]
         cols = s["columns"]
         for row in s["values"]:
             values = {c: v for c, v in zip(cols, row, strict=True) if v is not None}
             out.setdefault(dev, []).append(
-                p.reading_from_stored(dev, int(values.pop("time")), values)
+                storage.reading_from_stored(dev, int(values.pop("time")), values)
             )
     return out
 
