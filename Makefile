@@ -47,6 +47,7 @@ bench: system venv
 	$(BIN)/python bench/gateway_storm_sim.py
 	$(BIN)/python bench/gateway_chaos.py
 	$(BIN)/python bench/simulator_scale.py
+	$(BIN)/python bench/simulator_broker_mode.py
 	$(BIN)/python bench/firmware_wake.py
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.
