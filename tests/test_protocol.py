@@ -262,8 +262,14 @@ def test_real_sensor_states_are_valid_readings_with_flags() -> None:
     }
     fire = with_(temp=310.0, flags=int(p.Flag.FIRE))
     overfull = with_(fill=140.0, mm=20)
-    for obj in (timeout, fire, overfull):
-        assert isinstance(p.parse_message(TOPIC, enc(obj)), p.Reading)
+    got = [p.parse_message(TOPIC, enc(obj)) for obj in (timeout, fire, overfull)]
+    assert all(isinstance(r, p.Reading) for r in got)
+    t, f, o = got
+    assert (t.flags, t.errors, t.distance_mm, t.fill_pct) == (  # type: ignore[union-attr]
+        p.Flag.SENSOR_ERROR, (int(p.SensorError.ECHO_TIMEOUT),), None, None
+    )
+    assert (f.flags, f.temp_c) == (p.Flag.FIRE, 310.0)  # type: ignore[union-attr]
+    assert (o.flags, o.fill_pct, o.distance_mm) == (0, 140.0, 20)  # type: ignore[union-attr]
 
 
 def test_messages_name_field_value_and_position() -> None:
