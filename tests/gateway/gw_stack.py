@@ -202,6 +202,14 @@ def drive(fleet: Fleet, done: Callable[[], bool], timeout: float, every: float =
         time.sleep(every)
 
 
+def points_requested(stack: Stack) -> int:
+    """Points InfluxDB was asked to write since influxd started (its ``write`` statistics),
+    counted by the database itself: a point written twice counts twice here even though it
+    is stored once."""
+    (series,) = stack.influx.client().query("SHOW STATS FOR 'write'")
+    return int(series["values"][0][series["columns"].index("pointReq")])
+
+
 def assert_exactly_once(stack: Stack, fleet: Fleet) -> dict[str, int]:
     """Every reading the devices kept is stored once, as the device made it: one row per
     (device, seq), and each row equal, field by field and in its time, to the device's reading

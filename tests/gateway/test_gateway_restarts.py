@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from gw_fleet import Fleet, provision_fleet
-from gw_stack import GatewayProcess, Stack, assert_exactly_once, drive
+from gw_stack import GatewayProcess, Stack, assert_exactly_once, drive, points_requested
 
 from smartbins.servers import wait_until
 
@@ -104,6 +104,8 @@ def test_after_a_gateway_sigkill_the_broker_redelivers_what_it_held(
         assert gw.metric("gateway_readings_written_total") == 200
         assert sum(d.sends for d in fleet.devices) == 200  # nothing was sent twice
         assert assert_exactly_once(stack, fleet)["readings"] == 200
+        # ... and written once: the restarted influxd was asked for exactly 200 points.
+        assert points_requested(stack) == 200
     finally:
         fleet.close()
     assert "Traceback" not in gw.log()

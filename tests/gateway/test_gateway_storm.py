@@ -6,7 +6,7 @@ is stored exactly once and acknowledged end to end. ``bench/gateway_throughput.p
 from __future__ import annotations
 
 import pytest
-from gw_stack import Stack
+from gw_stack import Stack, points_requested
 from gw_storm import OBSERVER_ACL, add_observer, run_storm
 
 
@@ -29,6 +29,11 @@ def test_backfill_storm_of_simulated_devices() -> None:
         batches = gw.metric("gateway_messages_received_total") - gw.metric("gateway_statuses_total")
         print(f"storm: {batches:.0f} batch messages received, {result.connect_failures} refused")
         assert batches >= 300 * 2, batches
+        # Each reading received written once: InfluxDB's own count of points asked for equals
+        # the gateway's count of readings written, which is at most what it received (a
+        # redelivered reading in the same write as its first copy is written once).
+        written = gw.metric("gateway_readings_written_total")
+        assert points_requested(stack) == written <= gw.metric("gateway_readings_received_total")
         assert "Traceback" not in gw.log()
     finally:
         stack.close()
