@@ -42,13 +42,15 @@ def kernel_cost(data: ProblemData, result: _solve_module.Result,
 
 #: Every Result a solve in these tests returns (checked by check_kernel_agrees below).
 SOLVES: list[tuple[ProblemData, _solve_module.Result, RoutingParams | None]] = []
+_RECORDING = [False]  # only while a test of tests/routing runs
 _real_solve = _solve_module.solve
 
 
 def _recorded_solve(data: ProblemData, stop: object, seed: int = 1,
                     params: RoutingParams | None = None) -> _solve_module.Result:
     result = _real_solve(data, stop, seed, params)  # type: ignore[arg-type]
-    SOLVES.append((data, result, params))
+    if _RECORDING[0]:
+        SOLVES.append((data, result, params))
     return result
 
 
@@ -62,7 +64,9 @@ def check_kernel_agrees():
     """After every test: for each feasible plan it solved, the compiled kernel's own cost
     equals the independent checker's (the figure Result.cost reports)."""
     SOLVES.clear()
+    _RECORDING[0] = True
     yield
+    _RECORDING[0] = False
     for data, result, params in SOLVES:
         if result.is_feasible:
             assert kernel_cost(data, result, params) == pytest.approx(
