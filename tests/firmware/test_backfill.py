@@ -257,8 +257,9 @@ def test_clock_learned_from_an_acknowledgement_without_ntp(
     world = fake_device.world()
     rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
     truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
-    # The server's clock reads the world's time at the start of the wake: within the wake.
-    assert abs(ts[1] - truth1) < 5_000
+    # The server's clock reads the world's time at the start of the wake, so the learned time
+    # is off by at most the time the wake had run (its length depends on the machine's load).
+    assert abs(ts[1] - truth1) <= fake_device.wakes()[-1]["awake_ms"]
 
 
 def test_clock_learned_from_the_answer_to_an_online_status(
@@ -281,7 +282,9 @@ def test_clock_learned_from_the_answer_to_an_online_status(
     world = fake_device.world()
     rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
     assert rec1["flags"] & p.Flag.TIME_ESTIMATED
-    assert abs(ts[1] - (world["utc_ms"] - world["rtc_ms"] + rec1["rtc"])) < 5_000
+    # Off by at most the wake's own length: the server's clock reads the world's at its start.
+    truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
+    assert abs(ts[1] - truth1) <= fake_device.wakes()[-1]["awake_ms"]
     assert ts[1] > ts[0]
     statuses = [s for s in acker.statuses if s.device == "fw-statusclock"]
     assert [s.state for s in statuses] == ["online", "online"]
