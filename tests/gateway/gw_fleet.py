@@ -295,6 +295,26 @@ def stored_rows(client: object, devices: list[str]) -> dict[str, list[p.Reading]
     return out
 
 
+def assert_stored_once(client: object, fleet: Fleet) -> dict[str, int]:
+    """Every reading the devices kept is stored once, as the device made it: one row per
+    (device, seq), and each row equal, field by field and in its time, to the device's reading
+    (whose temperature is unique per seq, so a row overwritten by another reading shows)."""
+    stored = stored_rows(client, [d.id for d in fleet.devices])
+    expected = fleet.expected()
+    assert set(stored) == set(expected), "a device that never existed has readings"
+    for d in fleet.devices:
+        rows = stored[d.id]
+        seqs = [r.seq for r in rows]
+        assert len(seqs) == len(set(seqs)), f"{d.id}: a reading stored twice"
+        assert set(seqs) == expected[d.id], (
+            f"{d.id}: missing {sorted(expected[d.id] - set(seqs))[:10]}, "
+            f"unexpected {sorted(set(seqs) - expected[d.id])[:10]}"
+        )
+        wrong = [r.seq for r in rows if r != d.history[r.seq]]
+        assert not wrong, f"{d.id}: rows that differ from the reading sent: {wrong[:10]}"
+    return {"devices": len(expected), "readings": sum(len(s) for s in expected.values())}
+
+
 def stored_seqs(client: object, devices: list[str]) -> dict[str, list[int]]:
     """Every stored (device, seq), as lists so that a double would show."""
     out: dict[str, list[int]] = {d: [] for d in devices}
