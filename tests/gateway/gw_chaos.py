@@ -66,6 +66,9 @@ class ChaosResult:
     seconds: float
     settle_seconds: float
     drained: bool
+    #: Messages the gateway held unacknowledged (its /metrics gauge) just before each SIGKILL
+    #: of it: whether a kill caught work in flight depends on the moment, so it is a figure.
+    held_at_gateway_kills: tuple[int, ...] = ()
 
     def line(self) -> str:
         return (
@@ -74,7 +77,8 @@ class ChaosResult:
             f"{self.dropped} dropped by full device buffers, {self.expected} expected, "
             f"{self.stored} stored, {self.doubles} doubled, {self.missing} missing, "
             f"{self.unexpected} unexpected; kills {self.kills}, {self.power_cuts} device power "
-            f"cuts; {self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to drain"
+            f"cuts; {self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to drain; "
+            f"messages held at the gateway kills {list(self.held_at_gateway_kills)}"
         )
 
 
@@ -122,6 +126,7 @@ def run_chaos(
     kill = {"broker": stack.broker.kill, "gateway": gw.kill, "influxd": stack.influx.kill}
     start = {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}
     kills = dict.fromkeys(VICTIMS, 0)
+    held: list[int] = []
     events = schedule(rng, duration_s, kills_each)
     cuts = sorted(rng.uniform(1, duration_s - 1) for _ in range(power_cuts))
     ids = world.city.device_ids
@@ -135,6 +140,8 @@ def run_chaos(
                 e = events.pop(0)
                 progress(f"  {now:5.1f} s: {e.action} {e.victim}")
                 if e.action == "kill":
+                    if e.victim == "gateway":
+                        held.append(int(gw.metric("gateway_queue_messages")))
                     kill[e.victim]()
                     kills[e.victim] += 1
                 else:
@@ -178,6 +185,7 @@ def run_chaos(
             seconds=chaos_s,
             settle_seconds=settle_s,
             drained=bool(fleet.drained),
+            held_at_gateway_kills=tuple(held),
         )
     finally:
         fleet.stop()
