@@ -29,6 +29,7 @@ def test_chaos_every_reading_lands_exactly_once() -> None:
         assert result.produced > 200 * 15
         assert result.drained
         assert (result.doubles, result.missing, result.unexpected) == (0, 0, 0)
+        assert result.mismatched == 0
         assert result.stored == result.expected == result.produced - result.dropped
         log = stack.gateways[0].log()
         assert "Traceback" not in log, log[-3000:]
