@@ -23,6 +23,7 @@ def test_backfill_storm_of_simulated_devices() -> None:
         print(result.line())
         assert result.produced == 300 * 100
         assert (result.doubles, result.missing, result.unexpected) == (0, 0, 0)
+        assert result.mismatched == 0
         assert result.stored == result.acknowledged == result.produced
         # Each device: two batches of 50 and its status "online". Refused connects and
         # redeliveries depend on the machine's load: printed here, measured in the benches.
