@@ -62,7 +62,8 @@ def test_round_trip_through_the_broker_with_session(broker):
     config = b'{"v":1,"dev":"mqtt-client-dev","server_ts":1764000000000,"interval":900}'
 
     async def run():
-        s = await connect(broker.port, "mqtt-client-svc", svc.username, svc.password, clean=True)
+        s = await connect(broker.port, f"{svc.username}-mqtt-client-test", svc.username,
+                          svc.password, clean=True)
         await s.publish(topic, config, retain=True)  # QoS 1: returns after the PUBACK
         await s.disconnect()
         c = await connect(broker.port, dev, dev, password)
