@@ -7,10 +7,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the project runs against (their own services are never used).
-APT_PACKAGES := python3-venv mosquitto mosquitto-clients influxdb
+# Debian packages the project runs against (their own services are never used). Debian's
+# chromium is the browser the dashboard tests drive through Playwright (never `playwright
+# install`: no browser is downloaded).
+APT_PACKAGES := python3-venv mosquitto mosquitto-clients influxdb chromium
 # The commands those packages provide, checked before anything is installed.
-SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd
+SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd chromium
 
 .PHONY: demo test lint bench system venv clean stubs typecheck-firmware
 

@@ -1,0 +1,85 @@
+// One bin: its fill history, the emptyings detected in it, and the forecast band ahead.
+
+import { api, ApiError } from "../api.js";
+import { timeChart } from "../chart.js";
+import { bins as loadBins, forecastsOf, latest, list, plansFor, tomorrow } from "../data.js";
+import { ago, dateTime, language, number, streamName, t } from "../i18n.js";
+import { h, state } from "../main.js";
+
+const DAY = 86400e3;
+
+// Emptyings when the server does not list them: a fall of at least 30 points between
+// consecutive readings (the forecaster's detection is finer; this only marks the chart).
+export function detectEmptyings(points, drop = 30) {
+  const out = [];
+  for (let i = 1; i < points.length; i++) {
+    if (points[i - 1].v - points[i].v >= drop) out.push(points[i].t);
+  }
+  return out;
+}
+
+function historyPoints(raw) {
+  return list(raw, "readings", "points", "history")
+    .map((r) => ({ t: r.ts_ms ?? r.time_ms ?? Date.parse(r.time), v: r.fill_pct ?? r.fill ?? r.mean_fill_pct }))
+    .filter((p) => p.v !== null && p.v !== undefined && !Number.isNaN(p.t))
+    .sort((a, b) => a.t - b.t);
+}
+
+async function forecastBand(binId, lastPoint) {
+  // The server's forecast for the bin when it has one; else tomorrow's plan's figure for it.
+  try {
+    const f = await api.forecast(state.municipality, binId);
+    const pts = list(f, "points", "band");
+    if (pts.length) {
+      return pts.map((p) => ({ t: p.ts_ms ?? p.at_ms, mid: p.fill_pct ?? p.expected_pct, lo: p.lo_pct, hi: p.hi_pct }));
+    }
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status >= 500) throw err;
+  }
+  const f = forecastsOf(await plansFor(tomorrow())).get(binId);
+  if (!f || !lastPoint) return [];
+  const at = f.at_ms ?? lastPoint.t + DAY;
+  return [
+    { t: lastPoint.t, mid: lastPoint.v, lo: lastPoint.v, hi: lastPoint.v },
+    { t: at, mid: f.fill_pct, lo: f.lo_pct ?? f.fill_pct, hi: f.hi_pct ?? f.fill_pct },
+  ];
+}
+
+export async function binView(main, [binId, daysArg]) {
+  const days = Number(daysArg) || 14;
+  const now = Date.now();
+  const [all, states, raw] = await Promise.all([
+    loadBins(), latest(), api.history(state.municipality, binId, now - days * DAY, now),
+  ]);
+  const bin = all.find((b) => b.id === binId);
+  if (!bin) throw new Error(`${t("bin.title")} ${binId}?`);
+  const points = historyPoints(raw);
+  const emptyings = list(raw?.emptyings ?? []).length
+    ? raw.emptyings.map((e) => e.ts_ms ?? e)
+    : detectEmptyings(points);
+  const band = await forecastBand(binId, points[points.length - 1]);
+  const st = states.get(binId) || {};
+  const fmtDay = (ms) => new Date(ms).toLocaleDateString(language() === "da" ? "da-DK" : "en-GB", { day: "numeric", month: "short" });
+
+  const range = h("select", { id: "days" }, ...[3, 7, 14, 30].map((d) => h("option", { value: d, selected: d === days }, `${d} ${t("bin.days")}`)));
+  range.addEventListener("change", () => { location.hash = `#/bin/${encodeURIComponent(binId)}/${range.value}`; });
+  main.replaceChildren(
+    h("div", { class: "panel", id: "bin-page", dataset: { bin: binId } },
+      h("h1", {}, `${t("bin.title")} ${binId}`),
+      h("div", { class: "figures" },
+        h("div", {}, streamName(bin.stream), h("b", {}, st.fill_pct === undefined ? "–" : `${number(st.fill_pct)} %`)),
+        h("div", {}, t("bin.volume"), h("b", {}, `${number(bin.volume_l)} L`)),
+        h("div", {}, t("bin.site"), h("b", {}, bin.address || bin.site_name || bin.site_id)),
+        bin.area ? h("div", {}, t("map.area"), h("b", {}, bin.area)) : null,
+        h("div", {}, t("bin.device"), h("b", {}, st.device_id || bin.device_id || "–")),
+        h("div", {}, t("bin.last"), h("b", {}, ago(st.ts_ms ?? st.last_seen_ms))))),
+    h("div", { class: "panel" },
+      h("div", { class: "toolbar" }, h("h2", {}, t("bin.history")), range,
+        h("span", { class: "muted" }, `— ${t("bin.forecast")} (${t("bin.band")}), ┆ ${t("bin.emptyings")}, - - ${t("bin.threshold")}`)),
+      points.length
+        ? timeChart({ series: points, band, marks: emptyings, threshold: bin.full_pct ?? null, formatTime: fmtDay, label: t("bin.history") })
+        : h("p", { class: "muted" }, t("bin.none"))),
+    h("div", { class: "panel" },
+      h("h2", {}, `${t("bin.emptyings")} (${emptyings.length})`),
+      h("ul", { id: "emptyings" }, ...emptyings.map((ms) => h("li", {}, dateTime(ms))))));
+}
