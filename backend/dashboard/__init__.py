@@ -11,13 +11,13 @@ browser too). What is served is exactly what is in the repository.
 from __future__ import annotations
 
 import mimetypes
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
+from backend.dashboard.settings import DashboardSettings
 from smartbins.codes import FRACTIONS, STREAMS
 
 STATIC = Path(__file__).with_name("static")
@@ -25,26 +25,12 @@ STATIC = Path(__file__).with_name("static")
 FILES: dict[str, Path] = {
     p.relative_to(STATIC).as_posix(): p for p in sorted(STATIC.rglob("*")) if p.is_file()
 }
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
-
-
-@dataclass(frozen=True)
-class DashboardSettings:
-    """``[dashboard]`` in the API's config file."""
-
-    #: A raster tile URL template (``https://tiles.example.org/{z}/{x}/{y}.png``) drawn under the
-    #: map. Empty (the default): the map draws its background from the registry's coordinates
-    #: and the page talks to no host but its own.
-    tile_url: str = ""
-
-    def __post_init__(self) -> None:
-        if self.tile_url:
-            parts = urlsplit(self.tile_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"tile_url: {self.tile_url!r} must be an http(s) URL")
-            missing = [k for k in ("{z}", "{x}", "{y}") if k not in self.tile_url]
-            if missing:
-                raise ValueError(f"tile_url: {self.tile_url!r} lacks {', '.join(missing)}")
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
 
 
 def content_security_policy(settings: DashboardSettings) -> str:
@@ -100,3 +86,15 @@ def router(settings: DashboardSettings | None = None) -> APIRouter:
         return FileResponse(file, media_type=media, headers=headers)
 
     return r
+
+
+def install(
+    app: FastAPI, settings: DashboardSettings | None = None, api_prefix: str = "/api/v1"
+) -> None:
+    """Add the dashboard and the API routes it needs beyond the resources' own: who the caller
+    is (``/me``), plans with their stop marks, and detected emptyings."""
+    from backend.routes import emptyings, me, plans
+
+    for r in (me, plans, emptyings):
+        app.include_router(r.router, prefix=api_prefix)
+    app.include_router(router(settings))

@@ -102,6 +102,7 @@ class Skipped(_Strict):
     address: str = ""
     expected_fill_pct: Pct | None = None
     overflow_probability: Annotated[float, Field(ge=0, le=1)]
+    reason: str = ""
 
 
 class BinForecast(_Strict):

@@ -32,16 +32,17 @@ async function call(method, path, { body = null, token = savedToken(), query = n
   return data;
 }
 
-const m = (id) => `/v1/municipalities/${encodeURIComponent(id)}`;
+const V1 = "/api/v1";
+const m = (id) => `${V1}/municipalities/${encodeURIComponent(id)}`;
 const e = encodeURIComponent;
 
 export const api = {
   config: () => call("GET", "/dashboard/config.json", { token: null }),
-  me: (token) => call("GET", "/v1/me", { token }),
+  me: (token) => call("GET", `${V1}/me`, { token }),
   bins: (mid) => call("GET", `${m(mid)}/bins`),
-  latest: (mid) => call("GET", `${m(mid)}/readings/latest`),
+  latest: (mid) => call("GET", `${m(mid)}/state`),
   history: (mid, bin, fromMs, toMs) =>
-    call("GET", `${m(mid)}/bins/${e(bin)}/readings`, { query: { from_ms: fromMs, to_ms: toMs } }),
+    call("GET", `${m(mid)}/bins/${e(bin)}/readings`, { query: { start_ms: fromMs, end_ms: toMs } }),
   depots: (mid) => call("GET", `${m(mid)}/depots`),
   disposalSites: (mid) => call("GET", `${m(mid)}/disposal-sites`),
   trucks: (mid) => call("GET", `${m(mid)}/trucks`),
@@ -56,5 +57,5 @@ export const api = {
     call("POST", `${m(mid)}/plans/${e(id)}/trucks/${e(truck)}/stops/${index}/${done ? "done" : "undone"}`),
   forecast: (mid, bin) => call("GET", `${m(mid)}/bins/${e(bin)}/forecast`),
   emptyings: (mid, fromMs, toMs) =>
-    call("GET", `${m(mid)}/emptyings`, { query: { from_ms: fromMs, to_ms: toMs } }),
+    call("GET", `${m(mid)}/emptyings`, { query: { start_ms: fromMs, end_ms: toMs } }),
 };

@@ -57,8 +57,8 @@ export function timeChart({ series = [], band = [], marks = [], threshold = null
 }
 
 // groups: [{label, value}] -> horizontal bars
-export function barChart(groups, { width = 420, unit = "", digits = 0, fmt = (v) => v.toFixed(digits) } = {}) {
-  const row = 22, labelW = 150, height = groups.length * row + 8;
+export function barChart(groups, { width = 520, unit = "", digits = 0, fmt = (v) => v.toFixed(digits) } = {}) {
+  const row = 22, labelW = 240, height = groups.length * row + 8;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart" });
   const max = Math.max(1, ...groups.map((g) => g.value || 0));
   groups.forEach((g, i) => {

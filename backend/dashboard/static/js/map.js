@@ -187,7 +187,7 @@ export class CanvasMap {
 
   drawFootprint(g) {
     // Every site gets a soft disc of ~300 m: together they make the city's shape.
-    const r = Math.max(3, 300 / this.metresPerPixel());
+    const r = Math.max(4, 450 / this.metresPerPixel());
     g.fillStyle = "#f4f1ea";
     g.beginPath();
     const seen = new Set();
@@ -202,11 +202,14 @@ export class CanvasMap {
     }
     g.fill();
     g.font = "600 13px system-ui, sans-serif";
-    g.fillStyle = "#8a948e";
     g.textAlign = "center";
+    g.lineWidth = 3;
+    g.strokeStyle = "#f4f1ea";
+    g.fillStyle = "#7d8a83";
     for (const a of this.areas) {
       const [x, y] = this.toScreen(a.x, a.y);
-      g.fillText(a.name, x, y - r * 0.6);
+      g.strokeText(a.name, x, y);
+      g.fillText(a.name, x, y);
     }
   }
 

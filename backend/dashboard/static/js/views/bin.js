@@ -20,7 +20,7 @@ export function detectEmptyings(points, drop = 30) {
 
 function historyPoints(raw) {
   return list(raw, "readings", "points", "history")
-    .map((r) => ({ t: r.ts_ms ?? r.time_ms ?? Date.parse(r.time), v: r.fill_pct ?? r.fill ?? r.mean_fill_pct }))
+    .map((r) => ({ t: r.time_ms ?? r.ts_ms, v: r.fill_pct }))
     .filter((p) => p.v !== null && p.v !== undefined && !Number.isNaN(p.t))
     .sort((a, b) => a.t - b.t);
 }
@@ -72,7 +72,7 @@ export async function binView(main, [binId, daysArg]) {
         h("div", {}, t("bin.site"), h("b", {}, bin.address || bin.site_name || bin.site_id)),
         bin.area ? h("div", {}, t("map.area"), h("b", {}, bin.area)) : null,
         h("div", {}, t("bin.device"), h("b", {}, st.device_id || bin.device_id || "–")),
-        h("div", {}, t("bin.last"), h("b", {}, ago(st.ts_ms ?? st.last_seen_ms))))),
+        h("div", {}, t("bin.last"), h("b", {}, ago(st.last_seen_ms))))),
     h("div", { class: "panel" },
       h("div", { class: "toolbar" }, h("h2", {}, t("bin.history")), range,
         h("span", { class: "muted" }, `— ${t("bin.forecast")} (${t("bin.band")}), ┆ ${t("bin.emptyings")}, - - ${t("bin.threshold")}`)),

@@ -45,7 +45,7 @@ export async function chartsView(main, [daysArg]) {
         }), { unit: " %" })),
       panel(`${t("charts.collections")} · ${tomorrow()}`,
         barChart(streams.map((s) => ({ label: streamName(s), value: planned.get(s) ?? 0 })))),
-      panel(`< 25 % ${t("charts.fillAtEmptying").replace(/\s*\[%\]/, "")}`,
+      panel(t("charts.lowShare"),
         barChart(streams.map((s) => {
           const v = byStream.get(s);
           return { label: streamName(s), value: v && v.withFill ? (100 * v.low) / v.withFill : null };

@@ -39,7 +39,7 @@ export async function sheetView(main, [planId, truckId]) {
       h("h1", {}, `${t("sheet.title")} · ${truck.name || truck.truck_id} · ${plan.date}`),
       h("button", { type: "button", class: "secondary no-print", onclick: () => window.print() }, t("sheet.print"))),
     h("p", { class: "figures" },
-      h("span", {}, `${total} ${t("plan.stops")}`),
+      h("span", {}, `${total} ${t("plan.nstops")}`),
       h("span", {}, `${number(truck.km, 1)} km`),
       h("span", {}, duration(truck.duration_s)),
       h("span", { id: "sheet-progress" }, `${done}/${total} ${t("sheet.progress")}`)),

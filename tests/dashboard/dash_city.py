@@ -1,0 +1,173 @@
+"""A simulated city served by the real backend, for the dashboard's browser tests and its load
+benchmark: InfluxDB on a free loopback port, the simulator's seeded city in the registry, its
+fleet's readings (in-process run, every message through the protocol's encoder and decoder)
+written to InfluxDB as the gateway writes them, tokens per role, a plan for tomorrow built by
+the routing core, and the API (uvicorn) on a free loopback port. ``stop()`` ends all of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from smartbins import storage, tokens
+from smartbins.registry import Registry
+from smartbins.servers import InfluxDB, free_port, temp_workdir, wait_until
+
+MUNICIPALITY = "0101"
+ROLES = ("viewer", "technician", "planner", "admin")
+
+
+@dataclass
+class City:
+    workdir: Path
+    influx: InfluxDB
+    registry_path: Path
+    base_url: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+    bin_ids: list[str] = field(default_factory=list)
+    plan_id: str = ""
+    plan: dict = field(default_factory=dict)
+    readings: int = 0
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    def api(self, method: str, path: str, role: str = "planner", body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.tokens[role]}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{method} {path}: {e.code} {e.read()[:2000]!r}") from None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        self.influx.stop()
+        if not os.environ.get("SMARTBINS_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def tomorrow() -> str:
+    return (dt.date.today() + dt.timedelta(days=1)).isoformat()
+
+
+def _areas(reg: Registry) -> None:
+    """The simulator names sites '<district> <kind> <n>': the district is the bin's area and the
+    site's name its address line (the simulated city has no street addresses)."""
+    from simulator.city import DISTRICTS
+
+    names = sorted((d[0] for d in DISTRICTS), key=len, reverse=True)
+    with reg.transaction() as db:
+        for site_id, name in db.execute("SELECT id, name FROM sites").fetchall():
+            area = next((d for d in names if name.startswith(d)), "")
+            db.execute("UPDATE bins SET area = ? WHERE site_id = ?", (area, site_id))
+
+
+def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: int = 100) -> City:
+    """Everything up and serving; the caller must ``stop()`` it."""
+    from backend.app import create_app
+    from backend.plan_build import build_plan, outlooks, rates_query
+    from backend.settings import InfluxSettings, RegistrySettings, Settings
+    from simulator.fleet import build_world, run_fast
+    from simulator.world import WorldOptions, start_for
+
+    workdir = temp_workdir("dashboard")
+    influx = InfluxDB(workdir / "influxdb")
+    city = City(workdir, influx, workdir / "registry.sqlite")
+    try:
+        influx.start()
+        admin = influx.client()
+        password = os.urandom(12).hex()
+        admin.execute(f"CREATE USER \"smartbins-api\" WITH PASSWORD '{password}'")
+        admin.execute(f'GRANT READ ON "{influx.database}" TO "smartbins-api"')
+        secret = workdir / "influx-api-password"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, password.encode())
+        os.close(fd)
+
+        reg = Registry(city.registry_path)
+        options = WorldOptions(seed=seed, start_s=start_for(days), days=days)
+        world = build_world(n_bins, options, workdir / "truth.sqlite", reg)
+        _, store = run_fast(world, wire=True)
+        world.truth.close()
+        lines = [
+            storage.to_line(storage.reading_point(r))
+            for per_device in store.stored.values()
+            for r in per_device.values()
+            if r is not None
+        ]
+        for i in range(0, len(lines), 20_000):
+            admin.write_lines(lines[i : i + 20_000])
+        city.readings = len(lines)
+        _areas(reg)
+        city.bin_ids = [b.id for b in reg.bins()]
+        for role in ROLES:
+            city.tokens[role] = tokens.create(reg, f"test {role}", role, [MUNICIPALITY])[1]
+
+        # tomorrow's plan: outlooks from the last two days of readings, routed by the core
+        newest = max(int(line.rsplit(" ", 1)[1]) for line in lines)
+        device_bins = {
+            d: link.bin_id
+            for d in (dev.id for dev in reg.devices())
+            if (link := reg.current_link(d)) is not None
+        }
+        series = admin.query(rates_query(newest - 2 * 86_400_000, newest + 1))
+        plan = build_plan(
+            reg, MUNICIPALITY, tomorrow(), outlooks(series, device_bins),
+            iterations=plan_iterations,
+        )
+        reg.close()
+
+        settings = Settings(
+            registry=RegistrySettings(path=city.registry_path),
+            influxdb=InfluxSettings(
+                url=influx.url, database=influx.database, username="smartbins-api",
+                password_env="SMARTBINS_TEST_UNSET", password_file=secret, cache_refresh_s=0,
+            ),
+        )
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+            access_log=False,
+        )
+        city._server = uvicorn.Server(config)
+        city._thread = threading.Thread(target=city._server.run, daemon=True)
+        city._thread.start()
+        city.base_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: city._server.started, 30, message="API started")
+        city.plan_id = f"{tomorrow()}.all"
+        city.plan = city.api("PUT", f"/api/v1/municipalities/{MUNICIPALITY}/plans/{city.plan_id}",
+                             body=plan)  # type: ignore[assignment]
+        return city
+    except BaseException:
+        city.stop()
+        raise
+
+
+if __name__ == "__main__":  # a city to look at: python tests/dashboard/dash_city.py [bins]
+    import sys
+
+    c = build(int(sys.argv[1]) if len(sys.argv) > 1 else 60)
+    print(f"{c.base_url}/dashboard/  planner token: {c.tokens['planner']}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        c.stop()
