@@ -116,6 +116,38 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE devices ADD COLUMN fire_rise_c REAL NOT NULL DEFAULT 20.0;
     ALTER TABLE devices ADD COLUMN tilt_deg REAL NOT NULL DEFAULT 45.0;
     """,
+    # 4: what the backend serves (smartbins/assets.py, smartbins/tokens.py): a site's address,
+    # a bin's container type, full threshold and area, a device's installed firmware, a disposal
+    # site's opening hours, a truck's fuel and shift start, and API tokens scoped to
+    # municipalities. Existing rows get the defaults; nothing is dropped.
+    """
+    ALTER TABLE sites ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bins ADD COLUMN container_type TEXT NOT NULL DEFAULT 'wheelie';
+    ALTER TABLE bins ADD COLUMN full_pct REAL NOT NULL DEFAULT 90.0;
+    ALTER TABLE bins ADD COLUMN area TEXT NOT NULL DEFAULT '';
+    ALTER TABLE devices ADD COLUMN firmware TEXT NOT NULL DEFAULT '';
+    ALTER TABLE disposal_sites ADD COLUMN opening_hours TEXT NOT NULL DEFAULT '';
+    ALTER TABLE trucks ADD COLUMN fuel TEXT NOT NULL DEFAULT 'diesel';
+    ALTER TABLE trucks ADD COLUMN shift_start_s INTEGER NOT NULL DEFAULT 21600;
+    CREATE INDEX bins_area ON bins(area);
+    CREATE INDEX device_bins_bin ON device_bins(bin_id, from_ms);
+    CREATE TABLE tokens (
+        id                TEXT PRIMARY KEY,
+        hash              TEXT NOT NULL,
+        name              TEXT NOT NULL,
+        role              TEXT NOT NULL
+                          CHECK (role IN ('viewer', 'technician', 'planner', 'admin', 'service')),
+        all_municipalities INTEGER NOT NULL DEFAULT 0,
+        created_ms        INTEGER NOT NULL,
+        expires_ms        INTEGER,
+        revoked_ms        INTEGER
+    );
+    CREATE TABLE token_municipalities (
+        token_id        TEXT NOT NULL REFERENCES tokens(id),
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        PRIMARY KEY (token_id, municipality_id)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
@@ -138,6 +170,24 @@ class RegistryError(ValueError):
     """A registry request that cannot be done; the message says which row and why."""
 
 
+class NotFoundError(RegistryError):
+    """The row asked for does not exist."""
+
+
+class ConflictError(RegistryError):
+    """The row exists already, or is still used by another row."""
+
+
+#: Container types a bin can have, with the FIWARE WasteContainer ``category`` each maps to.
+CONTAINER_TYPES: dict[str, str] = {
+    "wheelie": "portable",  # two- or four-wheeled plastic bin (140-1100 l)
+    "street": "fixed",  # litter bin on a post
+    "bank": "ground",  # bring bank / igloo standing on the ground
+    "semi_underground": "underground",
+    "underground": "underground",
+}
+
+
 @dataclass(frozen=True)
 class Bin:
     id: str
@@ -147,6 +197,10 @@ class Bin:
     volume_l: float
     lat: float
     lon: float
+    container_type: str = "wheelie"
+    full_pct: float = 90.0
+    area: str = ""
+    retired_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +220,13 @@ class Link:
     bin_id: str
     from_ms: int
     to_ms: int | None
+
+
+#: Bin's fields in order, for SELECTs over ``bins b JOIN sites s``.
+BIN_COLUMNS = (
+    "b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon, b.container_type,"
+    " b.full_pct, b.area, b.retired_ms"
+)
 
 
 def now_ms() -> int:
@@ -264,10 +325,19 @@ class Registry:
     # ----------------------------------------------------------------- places and bins
 
     def add_municipality(self, id: str, name: str) -> None:
+        if self.db.execute("SELECT 1 FROM municipalities WHERE id = ?", (id,)).fetchone():
+            raise ConflictError(f"municipality {id!r} exists already")
         self._exec("INSERT INTO municipalities VALUES (?, ?, ?)", (id, name, now_ms()))
 
     def add_site(
-        self, id: str, municipality_id: str, lat: float, lon: float, name: str = ""
+        self,
+        id: str,
+        municipality_id: str,
+        lat: float,
+        lon: float,
+        name: str = "",
+        *,
+        address: str = "",
     ) -> None:
         if (
             self.db.execute(
@@ -277,34 +347,58 @@ class Registry:
         ):
             raise RegistryError(f"site {id!r}: no municipality {municipality_id!r}")
         self._exec(
-            "INSERT INTO sites VALUES (?, ?, ?, ?, ?)", (id, municipality_id, name, lat, lon)
+            "INSERT INTO sites (id, municipality_id, name, lat, lon, address)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (id, municipality_id, name, lat, lon, address),
         )
 
-    def add_bin(self, id: str, site_id: str, stream: str, volume_l: float) -> None:
+    def add_bin(
+        self,
+        id: str,
+        site_id: str,
+        stream: str,
+        volume_l: float,
+        *,
+        container_type: str = "wheelie",
+        full_pct: float = 90.0,
+        area: str = "",
+    ) -> None:
+        """A bin on a site. ``full_pct``: the fill [%] at which it counts as full (alerts);
+        ``area``: a collection district name, free text (filters and open data)."""
         try:
             canonical = parse_stream(stream)
         except StreamError as e:
             raise RegistryError(f"bin {id!r}: {e}") from None
+        if container_type not in CONTAINER_TYPES:
+            raise RegistryError(
+                f"bin {id!r}: container_type {container_type!r} is not one of "
+                f"{', '.join(CONTAINER_TYPES)}"
+            )
+        if not 0 < full_pct <= 200:
+            raise RegistryError(f"bin {id!r}: full_pct {full_pct!r} must be in (0, 200]")
         if self.db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone() is None:
             raise RegistryError(f"bin {id!r}: no site {site_id!r}")
+        if self.db.execute("SELECT 1 FROM bins WHERE id = ?", (id,)).fetchone() is not None:
+            raise ConflictError(f"bin {id!r} exists already")
         self._exec(
-            "INSERT INTO bins (id, site_id, stream, volume_l, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (id, site_id, canonical, volume_l, now_ms()),
+            "INSERT INTO bins (id, site_id, stream, volume_l, created_ms, container_type,"
+            " full_pct, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, site_id, canonical, volume_l, now_ms(), container_type, full_pct, area),
         )
 
     def bin(self, id: str) -> Bin:
         row = self.db.execute(
-            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+            f"""SELECT {BIN_COLUMNS}
                FROM bins b JOIN sites s ON s.id = b.site_id WHERE b.id = ?""",
             (id,),
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no bin {id!r}")
+            raise NotFoundError(f"no bin {id!r}")
         return Bin(*row)
 
     def bins(self) -> list[Bin]:
         rows = self.db.execute(
-            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+            f"""SELECT {BIN_COLUMNS}
                FROM bins b JOIN sites s ON s.id = b.site_id ORDER BY b.id"""
         )
         return [Bin(*r) for r in rows]
@@ -331,6 +425,8 @@ class Registry:
                 f"device {id!r}: sensor {sensor!r} is not one of {', '.join(SENSORS)} "
                 "(ultrasonic: JSN-SR04T; tof: VL53L1X)"
             )
+        if self.db.execute("SELECT 1 FROM devices WHERE id = ?", (id,)).fetchone():
+            raise ConflictError(f"device {id!r} exists already")
         t = at_ms if at_ms is not None else now_ms()
         values = (
             self._checked_thresholds(id, _DEFAULT_THRESHOLDS, thresholds, None)
@@ -349,7 +445,7 @@ class Registry:
             (id,),
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no device {id!r}")
+            raise NotFoundError(f"no device {id!r}")
         return Device(*row)
 
     def devices(self, state: str | None = None) -> list[Device]:
@@ -396,7 +492,7 @@ class Registry:
             f"SELECT {_THRESHOLD_COLUMNS} FROM devices WHERE id = ?", (id,)
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no device {id!r}")
+            raise NotFoundError(f"no device {id!r}")
         return dict(zip(THRESHOLDS, row, strict=True))
 
     def set_thresholds(self, id: str, changes: Mapping[str, float]) -> DeviceConfig:

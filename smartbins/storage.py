@@ -158,3 +158,73 @@ def recent_distances_query(device: str, last: int) -> str:
         f"SELECT mm FROM {MEASUREMENT} WHERE {DEVICE_TAG} = {device_literal(device)} "
         f"AND mm >= 0 ORDER BY time DESC LIMIT {last}"
     )
+
+
+# ------------------------------------------------------------------------- backend queries
+# The backend's readings: latest state, one bin's history, fleet health. Times are integer
+# milliseconds since the epoch (checked), device ids go through device_literal.
+
+#: Fields the backend reads back, by stored key.
+STATE_FIELDS = ("fill", "temp", "bat", "rssi", "tilt", "flags", "err", "fw", "boot", "seq",
+                "interval", "dropped", "mm", "cal")
+
+
+def time_ms_literal(name: str, value: int) -> str:
+    """An epoch-millisecond time as InfluxQL (``1700000000000ms``); ValueError naming ``name``
+    for anything that is not an integer between 1970 and 2100."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 4_102_444_800_000:
+        raise ValueError(f"{name} {value!r} must be an integer time in ms between 1970 and 2100")
+    return f"{value}ms"
+
+
+def latest_query(since_ms: int | None = None) -> str:
+    """Every device's newest reading (all fields), one series per device; only readings at or
+    after ``since_ms`` when given (the incremental refresh of the backend's cache)."""
+    where = ""
+    if since_ms is not None:
+        where = f" WHERE time >= {time_ms_literal('since_ms', since_ms)}"
+    return f"SELECT * FROM {MEASUREMENT}{where} GROUP BY {DEVICE_TAG} ORDER BY time DESC LIMIT 1"
+
+
+#: Aggregates of a downsampled history: mean levels, the lowest battery, the largest tilt.
+_HISTORY_AGGREGATES = (
+    "mean(fill) AS fill, mean(temp) AS temp, min(bat) AS bat, mean(rssi) AS rssi, "
+    "max(tilt) AS tilt"
+)
+
+
+def history_query(device: str, start_ms: int, end_ms: int, every_s: int | None = None) -> str:
+    """One device's readings in [start_ms, end_ms): raw, or averaged per ``every_s`` bucket."""
+    where = (
+        f"WHERE {DEVICE_TAG} = {device_literal(device)} "
+        f"AND time >= {time_ms_literal('start_ms', start_ms)} "
+        f"AND time < {time_ms_literal('end_ms', end_ms)}"
+    )
+    if every_s is None:
+        return f"SELECT fill, temp, bat, rssi, tilt FROM {MEASUREMENT} {where}"
+    if not isinstance(every_s, int) or isinstance(every_s, bool) or not 1 <= every_s <= 31 * 86_400:
+        raise ValueError(f"every_s {every_s!r} must be an integer 1..2678400")
+    return (
+        f"SELECT {_HISTORY_AGGREGATES} FROM {MEASUREMENT} {where} "
+        f"GROUP BY time({every_s}s) fill(none)"
+    )
+
+
+def health_query(since_ms: int) -> str:
+    """Per device over the window since ``since_ms``: battery at its start and end, the boot
+    count's range, readings, readings with a sensor error, and the newest seen time."""
+    return (
+        f"SELECT first(bat) AS bat_first, last(bat) AS bat_last, min(boot) AS boot_min, "
+        f"max(boot) AS boot_max, count(seq) AS readings, count(err) AS errors, "
+        f"mean(rssi) AS rssi "
+        f"FROM {MEASUREMENT} WHERE time >= {time_ms_literal('since_ms', since_ms)} "
+        f"GROUP BY {DEVICE_TAG}"
+    )
+
+
+def deadletters_query(since_ms: int) -> str:
+    """Dead letters since ``since_ms`` counted per device and reason."""
+    return (
+        f"SELECT count(detail) AS n FROM {DEADLETTER_MEASUREMENT} "
+        f"WHERE time >= {time_ms_literal('since_ms', since_ms)} GROUP BY {DEVICE_TAG}, reason"
+    )

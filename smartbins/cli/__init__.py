@@ -12,11 +12,11 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from smartbins.cli import config, demo, device, flash, gateway, simulate
+from smartbins.cli import api, config, demo, device, flash, gateway, simulate, token
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, device, flash, gateway, config)
+COMMANDS = (demo, simulate, device, flash, gateway, api, token, config)
 
 
 def _version() -> str:
