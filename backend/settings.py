@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.dashboard.settings import DashboardSettings
 from smartbins import settings as settings_mod
 from smartbins.deviceops import DeviceSettings
 
@@ -104,6 +105,7 @@ class Settings:
     influxdb: InfluxSettings = field(default_factory=InfluxSettings)
     devices: DevicesSettings = field(default_factory=DevicesSettings)
     open_data: OpenDataSettings = field(default_factory=OpenDataSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 def load(path: Path | str) -> Settings:

@@ -15,15 +15,14 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend import plan_store
-from backend.deps import RegistryDep, Technician, Viewer
 from backend.deps import Planner as PlannerTenant
+from backend.deps import RegistryDep, Technician, Viewer
 from backend.routes.common import ERRORS
 from smartbins.codes import StreamError, parse_stream
 from smartbins.registry import NotFoundError, RegistryError
 
 router = APIRouter(prefix="/municipalities/{municipality_id}", responses=ERRORS, tags=["plans"])
 
-PlanId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")]
 PLAN_ID = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$", description="the plan's id")
 ID = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 DateText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-12-03"])]
@@ -148,7 +147,10 @@ def _404(e: NotFoundError) -> HTTPException:
 def list_plans(
     t: Viewer,
     reg: RegistryDep,
-    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")],
+    date: Annotated[
+        str | None,
+        Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD; default: the newest 50"),
+    ] = None,
     stream: Annotated[str | None, Query(max_length=60)] = None,
 ) -> list[dict[str, Any]]:
     if stream is not None:
@@ -169,13 +171,16 @@ def read_plan(
         raise _404(e) from None
 
 
-@router.put("/plans/{plan_id}", response_model=PlanPublic)
-def store_plan(
-    plan_id: Annotated[str, PLAN_ID], body: PlanBody, t: PlannerTenant, reg: RegistryDep
-) -> dict[str, Any]:
-    """Store a plan under ``plan_id`` (replacing one stored before under that id)."""
-    plan = {**body.model_dump(), "id": plan_id, "municipality_id": t.municipality_id}
-    return plan_store.save(reg, plan)
+@router.post("/plans", response_model=PlanPublic, status_code=201)
+def store_plan(body: PlanBody, t: PlannerTenant, reg: RegistryDep) -> dict[str, Any]:
+    """Store a plan; its id is ``<municipality>.<date>.<stream>`` (``all``: all streams), and it
+    replaces the plan stored before under that id. Every truck, bin, site, depot and disposal
+    site it names must be this municipality's."""
+    plan = {**body.model_dump(), "municipality_id": t.municipality_id}
+    try:
+        return plan_store.save(reg, plan)
+    except RegistryError as e:
+        raise HTTPException(400, str(e)) from None
 
 
 def _mark(

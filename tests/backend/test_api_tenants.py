@@ -23,7 +23,9 @@ def dump(path: str) -> list[tuple[str, list[tuple[object, ...]]]]:
 def b_markers(w: World, url: str = "", body: object = None) -> list[str]:
     """B's ids and names, except those the request itself names (an answer may echo them)."""
     asked = url + repr(body)
-    return [v for k, v in w.ids["b"].items() if k != "municipality_id" and v not in asked] + [
+    # (a stop's index is a position in a plan, not an identity: "0" is in every answer)
+    return [v for k, v in w.ids["b"].items()
+            if k not in ("municipality_id", "index") and v not in asked] + [
         "Kommune B"]
 
 

@@ -152,9 +152,9 @@ def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: i
         city._thread.start()
         city.base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: city._server.started, 30, message="API started")
-        city.plan_id = f"{tomorrow()}.all"
-        city.plan = city.api("PUT", f"/api/v1/municipalities/{MUNICIPALITY}/plans/{city.plan_id}",
+        city.plan = city.api("POST", f"/api/v1/municipalities/{MUNICIPALITY}/plans",
                              body=plan)  # type: ignore[assignment]
+        city.plan_id = city.plan["id"]
         return city
     except BaseException:
         city.stop()
