@@ -85,7 +85,7 @@ def build_plan(
     date: str,
     bins_now: Mapping[str, BinOutlook],
     *,
-    risk: float = 0.1,
+    risk: float = 0.2,
     iterations: int = 200,
     seed: int = 1,
     created_ms: int | None = None,
@@ -107,7 +107,7 @@ def build_plan(
     rates = [o.rate_pct_day for o in bins_now.values() if o.rate_pct_day is not None]
     typical = float(np.median(rates)) if rates else 10.0
     forecast: dict[str, dict[str, Any]] = {}
-    chosen: dict[str, list[Any]] = defaultdict(list)
+    chosen: dict[tuple[str, str], list[Any]] = defaultdict(list)
     passed: list[dict[str, Any]] = []
     at = day0 + 12 * HOUR_MS
     for b in bins:
@@ -129,8 +129,8 @@ def build_plan(
         }
         row = {"bin": b, "expected": expected, "p": p_next}
         if expected >= b[7] or p_next >= risk:
-            chosen[b[1]].append(row)
-        elif expected >= 40:
+            chosen[(b[1], b[2])].append(row)  # a stop per site and stream: one truck each
+        elif expected >= 30:
             passed.append(row)
 
     depots = _rows(
@@ -175,8 +175,7 @@ def build_plan(
         "source": "backend.plan_build (stand-in for the planning service)",
         "trucks": [], "skipped": [], "forecast": forecast,
     }
-    sites = [(site, [r for r in rows if r["bin"][2] in sidx]) for site, rows in chosen.items()]
-    sites = [(site, rows) for site, rows in sorted(sites) if rows]
+    sites = sorted(((k, rows) for k, rows in chosen.items() if k[1] in sidx), key=lambda kv: kv[0])
     usable = [t for t in trucks if any(s in sidx for s in compartments[t[0]])]
     if not sites or not usable or not depots or not disposal:
         plan["skipped"] = [_skip(r) for rows in chosen.values() for r in rows] + [
@@ -202,6 +201,7 @@ def build_plan(
     data = m.data(metric="haversine")
     result = solve(data, MaxIterations(iterations), seed=seed)
 
+    plan["violations"] = list(result.violations)  # empty: the routing core's checker agrees
     nd, ns = len(depots), len(sites)
     for route in result.routes:
         t = usable[route.vehicle]

@@ -122,6 +122,8 @@ class PlanBody(_Strict):
     trucks: list[TruckRoute]
     skipped: list[Skipped] = []
     forecast: dict[str, BinForecast] = {}
+    #: what the routing core's checker found wrong with the routes (empty: feasible)
+    violations: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> PlanBody:

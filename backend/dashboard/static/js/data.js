@@ -41,6 +41,10 @@ export async function latest() {
   return out;
 }
 
+export function sites() {
+  return cached("sites", async () => new Map(list(await api.sites(state.municipality), "sites").map((x) => [x.id, x])));
+}
+
 export function places() {
   return cached("places", async () => {
     const [depots, disposal] = await Promise.all([

@@ -2,7 +2,7 @@
 
 import { api, ApiError } from "../api.js";
 import { timeChart } from "../chart.js";
-import { bins as loadBins, forecastsOf, latest, list, plansFor, tomorrow } from "../data.js";
+import { bins as loadBins, forecastsOf, latest, list, plansFor, sites as loadSites, tomorrow } from "../data.js";
 import { ago, dateTime, language, number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
 
@@ -48,8 +48,8 @@ async function forecastBand(binId, lastPoint) {
 export async function binView(main, [binId, daysArg]) {
   const days = Number(daysArg) || 14;
   const now = Date.now();
-  const [all, states, raw] = await Promise.all([
-    loadBins(), latest(), api.history(state.municipality, binId, now - days * DAY, now),
+  const [all, states, raw, siteMap] = await Promise.all([
+    loadBins(), latest(), api.history(state.municipality, binId, now - days * DAY, now), loadSites(),
   ]);
   const bin = all.find((b) => b.id === binId);
   if (!bin) throw new Error(`${t("bin.title")} ${binId}?`);
@@ -69,7 +69,7 @@ export async function binView(main, [binId, daysArg]) {
       h("div", { class: "figures" },
         h("div", {}, streamName(bin.stream), h("b", {}, st.fill_pct === undefined ? "–" : `${number(st.fill_pct)} %`)),
         h("div", {}, t("bin.volume"), h("b", {}, `${number(bin.volume_l)} L`)),
-        h("div", {}, t("bin.site"), h("b", {}, bin.address || bin.site_name || bin.site_id)),
+        h("div", {}, t("bin.site"), h("b", {}, siteMap.get(bin.site_id)?.address || siteMap.get(bin.site_id)?.name || bin.site_id)),
         bin.area ? h("div", {}, t("map.area"), h("b", {}, bin.area)) : null,
         h("div", {}, t("bin.device"), h("b", {}, st.device_id || bin.device_id || "–")),
         h("div", {}, t("bin.last"), h("b", {}, ago(st.last_seen_ms))))),

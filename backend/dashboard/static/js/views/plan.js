@@ -40,8 +40,10 @@ export async function planView(main, [dateArg]) {
       h("td", {}, h("a", { href: `#/sheet/${encodeURIComponent(plan.id)}/${encodeURIComponent(truck.truck_id)}` }, t("plan.sheet"))));
   });
   const skipped = plans.flatMap((p) => p.skipped || []).sort((a, b) => (b.overflow_probability ?? 0) - (a.overflow_probability ?? 0));
+  const violations = plans.flatMap((p) => p.violations || []);
   main.replaceChildren(
     head,
+    violations.length ? h("div", { class: "panel error", role: "alert" }, `${t("plan.violations")}: ${violations.join("; ")}`) : null,
     h("div", { class: "panel scroll" }, h("table", { id: "plan-trucks" },
       h("thead", {}, h("tr", {}, ...["plan.truck", "plan.streams", "plan.stops", "plan.km", "plan.time", "plan.load", "plan.trips", "plan.done", "plan.sheet"].map((k) => h("th", { class: ["plan.stops", "plan.km", "plan.time", "plan.trips", "plan.done"].includes(k) ? "num" : null }, t(k))))),
       h("tbody", {}, ...rows))),
