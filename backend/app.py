@@ -18,7 +18,16 @@ from backend import dashboard
 from backend import settings as settings_mod
 from backend.metrics import Metrics, MetricsMiddleware
 from backend.readings import Readings
-from backend.routes import bins, devices, health, municipalities, opendata, sites, tokens
+from backend.routes import (
+    bins,
+    devices,
+    fleet,
+    health,
+    municipalities,
+    opendata,
+    sites,
+    tokens,
+)
 from backend.settings import Settings
 from smartbins.influx import InfluxClient, InfluxError
 from smartbins.registry import ConflictError, NotFoundError, Registry, RegistryError
@@ -67,7 +76,7 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.readings = readings
     app.state.metrics = Metrics()
-    for r in (municipalities, sites, bins, devices, tokens):
+    for r in (municipalities, sites, bins, devices, fleet, tokens):
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)
     app.include_router(health.router)

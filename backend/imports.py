@@ -135,9 +135,10 @@ def _row_problems(n: int, row: dict[str, Any]) -> tuple[list[Problem], dict[str,
             problems.append(Problem(n, key, f"{v!r} is not text"))
         clean[key] = v
     for key in ("id", "stream", "volume_l"):
-        if clean.get(key) is None:
+        if clean.get(key) is None and key not in {p.field for p in problems}:
             problems.append(Problem(n, key, "missing"))
-    if clean.get("site_id") is None and (clean.get("lat") is None or clean.get("lon") is None):
+    located = clean.get("lat") is not None and clean.get("lon") is not None
+    if clean.get("site_id") is None and not located and not row.get("__geometry__"):
         problems.append(Problem(n, "site_id", "missing: give site_id, or lat and lon"))
     return problems, clean
 

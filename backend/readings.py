@@ -28,8 +28,8 @@ MAX_RANGE_MS = 400 * 86_400_000
 MAX_POINTS = 2_000
 #: Bucket widths a long history is averaged over [s]: the smallest that fits MAX_POINTS.
 BUCKETS_S = (300, 900, 3_600, 3 * 3_600, 6 * 3_600, 86_400, 7 * 86_400)
-#: Ranges up to this are returned raw [ms].
-RAW_UP_TO_MS = 2 * 86_400_000
+#: Ranges up to this (three days: 72 hourly readings) are returned raw [ms].
+RAW_UP_TO_MS = 3 * 86_400_000
 
 
 def flag_names(flags: float | None) -> list[str]:

@@ -20,13 +20,17 @@ Stream = Annotated[
     str,
     Field(max_length=60, description="a stream: fraction codes joined by +", examples=["glass"]),
 ]
+#: A collection district's name: letters (any script), digits, spaces, . - _ (no quotes or
+#: operators: it is a filter value).
+AREA_PATTERN = r"^[\w][\w .-]{0,99}$|^$"
+Area = Annotated[str, Field(max_length=100, pattern=AREA_PATTERN, examples=["Indre By"])]
 ContainerType = Literal[tuple(CONTAINER_TYPES)]  # type: ignore[valid-type]
 Role = Literal[ROLES]  # type: ignore[valid-type]
 Fuel = Literal["diesel", "hvo", "electric", "cng", "biogas", "hydrogen"]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Error(BaseModel):
@@ -88,7 +92,7 @@ class BinCreate(Request):
     volume_l: Annotated[float, Field(gt=0, le=100_000, description="volume [l]")]
     container_type: ContainerType = "wheelie"
     full_pct: Annotated[float, Field(gt=0, le=200, description="fill [%] counted as full")] = 90.0
-    area: Annotated[str, Field(max_length=100)] = ""
+    area: Area = ""
 
 
 class BinUpdate(Request):
@@ -97,7 +101,7 @@ class BinUpdate(Request):
     volume_l: Annotated[float, Field(gt=0, le=100_000)] | None = None
     container_type: ContainerType | None = None
     full_pct: Annotated[float, Field(gt=0, le=200)] | None = None
-    area: Annotated[str, Field(max_length=100)] | None = None
+    area: Area | None = None
 
 
 class BinPublic(BaseModel):
@@ -358,3 +362,28 @@ class TokenPublic(BaseModel):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="the token itself: shown this once, stored only as a hash")
+
+
+# ----------------------------------------------------------------------------- fleet health
+
+
+class DeviceHealth(BaseModel):
+    device_id: str
+    bin_id: str | None
+    state: str
+    online: str | None = Field(description="online or lost from the gateway's status, if known")
+    firmware_installed: str
+    firmware_reported: str | None
+    last_seen_ms: int | None
+    battery_mv: float | None
+    battery_trend_mv_per_day: float | None
+    rssi_dbm: float | None
+    reboots: int
+    buffered: int | None
+    dropped: int
+    readings: int
+    sensor_faults: int
+    flags: list[str]
+    dead_letters: dict[str, int] = Field(description="dead letters in the window by reason")
+    priority: float = Field(description="visit priority: higher first")
+    reasons: list[str]

@@ -30,6 +30,7 @@ from smartbins.registry import (
 
 #: Ids of registry rows (not devices, which have their own rule): safe in URLs, CSV and logs.
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+AREA_RE = re.compile(r"(?:\w[\w .-]{0,99})?")
 FUELS = ("diesel", "hvo", "electric", "cng", "biogas", "hydrogen")
 #: Opening hours, a subset of OpenStreetMap's syntax: "Mo-Fr 07:00-16:00; Sa 08:00-12:00",
 #: "24/7", or "" (unknown).
@@ -240,8 +241,10 @@ def _check_bin(b: NewBin) -> None:
         or not (math.isfinite(b.full_pct))
     ):
         raise RegistryError(f"bin {b.id!r}: full_pct {b.full_pct!r} must be a number")
-    if len(b.area) > 100:
-        raise RegistryError(f"bin {b.id!r}: area is longer than 100 characters")
+    if not AREA_RE.fullmatch(b.area):
+        raise RegistryError(
+            f"bin {b.id!r}: area {b.area!r}: up to 100 letters, digits, spaces, . - _"
+        )
 
 
 def add_bins(reg: Registry, municipality_id: str, new: Sequence[NewBin]) -> list[Bin]:

@@ -16,7 +16,10 @@ from smartbins.protocol import TS_MAX_MS
 router = APIRouter(prefix="/municipalities/{municipality_id}", tags=["bins"], responses=ERRORS)
 
 StreamQ = Annotated[str | None, Query(max_length=60, description="only bins of this stream")]
-AreaQ = Annotated[str | None, Query(max_length=100, description="only bins of this area")]
+AreaQ = Annotated[
+    str | None,
+    Query(max_length=100, pattern=schemas.AREA_PATTERN, description="only bins of this area"),
+]
 TimeQ = Annotated[int | None, Query(ge=0, le=TS_MAX_MS, description="[ms since the epoch]")]
 
 
@@ -126,7 +129,7 @@ def bin_history(
     ] = None,
 ) -> JSONResponse:
     """One bin's readings, from every device that sat on it; averaged per bucket for ranges
-    over two days (at most 2,000 points)."""
+    over three days (at most 2,000 points)."""
     get_bin(reg, t, bin_id)
     start, end = readings.default_range(start_ms, end_ms)
     if end <= start:

@@ -44,6 +44,19 @@ def _publish(s: DeviceSettings, reg: Registry, device_id: str) -> tuple[bool, st
     return True, ""
 
 
+def _thresholds(values: dict[str, float]) -> dict[str, float]:
+    """Thresholds in their protocol types: whole numbers for the integer ones."""
+    out: dict[str, float] = {}
+    for k, v in values.items():
+        if deviceops.THRESHOLD_SPECS[k].kind == "int":
+            if v != int(v):
+                raise HTTPException(400, f"thresholds.{k}: {v!r} must be a whole number")
+            out[k] = int(v)
+        else:
+            out[k] = float(v)
+    return out
+
+
 @router.get("/devices", response_model=list[schemas.DevicePublic])
 def list_devices(t: Viewer, reg: RegistryDep) -> list[schemas.DevicePublic]:
     return [device_public(reg, d) for d in assets.municipality_devices(reg, t.municipality_id)]
@@ -57,7 +70,9 @@ def provision_device(
     nothing. The answer carries its config.json with the password: shown this once."""
     s = _ops(settings)
     get_bin(reg, t, body.bin_id)
-    req = provisioning.ProvisionRequest(body.id, body.bin_id, body.sensor, dict(body.thresholds))
+    req = provisioning.ProvisionRequest(
+        body.id, body.bin_id, body.sensor, _thresholds(body.thresholds)
+    )
     (cred,) = provisioning.provision(reg, _passwords(s), [req])
     try:
         wifi = deviceops.wifi_password(s)
@@ -89,7 +104,7 @@ def update_device(
     s = _ops(settings) if body.thresholds else None
     with reg.transaction():
         if body.thresholds:
-            reg.set_thresholds(device_id, dict(body.thresholds))
+            reg.set_thresholds(device_id, _thresholds(body.thresholds))
         if body.firmware is not None:
             assets.set_firmware(reg, device_id, body.firmware)
     published, note = _publish(s, reg, device_id) if s is not None else (False, "")
