@@ -103,7 +103,8 @@ def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: i
         os.close(fd)
 
         reg = Registry(city.registry_path)
-        options = WorldOptions(seed=seed, start_s=start_for(days), days=days)
+        # the city's last readings are from the last hour: devices are online, as in service
+        options = WorldOptions(seed=seed, start_s=start_for(days, time.time() + 86_400), days=days)
         world = build_world(n_bins, options, workdir / "truth.sqlite", reg)
         _, store = run_fast(world, wire=True)
         world.truth.close()

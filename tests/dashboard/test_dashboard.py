@@ -204,7 +204,23 @@ def test_collections_charts(page_as, city, artifacts):
     page.screenshot(path=artifacts / "charts.png", full_page=True)
 
 
+def test_fleet_health_for_technicians(page_as, city, artifacts):
+    page, _ = page_as("technician")
+    open_view(page, city, "fleet")
+    page.wait_for_selector("#fleet-devices", timeout=TIMEOUT)
+    health = city.api("GET", f"/api/v1/municipalities/{M}/fleet", "technician")
+    rows = page.locator("#fleet-devices tbody tr")
+    assert rows.count() == len(health) == len(city.bin_ids)
+    assert [rows.nth(i).get_attribute("data-device") for i in range(3)] == [
+        d["device_id"] for d in health[:3]]  # worst first, as the API ranks them
+    to_visit = [d["device_id"] for d in health if d["reasons"]]
+    if to_visit:
+        visit = page.locator("#fleet-visit tbody tr")
+        assert [visit.nth(i).get_attribute("data-device") for i in range(visit.count())] == to_visit
+    page.screenshot(path=artifacts / "fleet.png", full_page=True)
+
+
 def test_screenshots_are_saved():
     # run last in this module: each view above left its picture
-    for name in ("map", "bin", "plan", "route-sheet", "route-sheet-phone", "charts"):
+    for name in ("map", "bin", "plan", "route-sheet", "route-sheet-phone", "charts", "fleet"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000, name

@@ -282,7 +282,9 @@ export class CanvasMap {
     g.globalAlpha = 1;
 
     // bins, one path per colour (thousands of bins cost a handful of fill calls)
-    const radius = Math.max(2.5, Math.min(6, this.scale / (TILE * 2 ** 13)));
+    // fewer bins, bigger dots; zooming in grows them too
+    const base = this.bins.length < 300 ? 4.5 : this.bins.length < 2000 ? 3.5 : 2.5;
+    const radius = Math.max(base, Math.min(7, this.scale / (TILE * 2 ** 13)));
     const byColour = new Map();
     let drawn = 0;
     for (const b of this.bins) {

@@ -7,23 +7,30 @@ import { ago, number, t } from "../i18n.js";
 import { h, state } from "../main.js";
 
 function faults(d) {
-  const f = d.faults ?? d.sensor_faults ?? d.fault_counts ?? [];
-  if (Array.isArray(f)) return f.join(", ");
-  return Object.entries(f).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(", ");
+  const parts = [];
+  if (d.sensor_faults) parts.push(`${t("fleet.sensorFaults")} ${d.sensor_faults}`);
+  for (const [reason, n] of Object.entries(d.dead_letters || {})) if (n) parts.push(`${reason} ${n}`);
+  for (const f of d.flags || []) parts.push(f);
+  return parts.join(", ");
+}
+
+function trend(d) {
+  const v = d.battery_trend_mv_per_day;
+  return v === null || v === undefined || Math.abs(v) < 1 ? "" : ` (${v > 0 ? "+" : ""}${number(v)} mV/d)`;
 }
 
 function deviceRow(d, withReason) {
   return h("tr", { dataset: { device: d.device_id ?? d.id } },
     h("td", {}, d.device_id ?? d.id),
     h("td", {}, d.bin_id ? h("a", { href: `#/bin/${encodeURIComponent(d.bin_id)}` }, d.bin_id) : "–"),
-    h("td", { class: "num" }, d.battery_mv ? `${number(d.battery_mv / 1000, 2)} V` : "–"),
-    h("td", { class: "num" }, d.rssi_dbm !== undefined && d.rssi_dbm !== null ? `${d.rssi_dbm} dBm` : "–"),
+    h("td", { class: "num" }, d.battery_mv ? `${number(d.battery_mv / 1000, 2)} V${trend(d)}` : "–"),
+    h("td", { class: "num" }, d.rssi_dbm !== undefined && d.rssi_dbm !== null ? `${number(d.rssi_dbm)} dBm` : "–"),
     h("td", {}, ago(d.last_seen_ms)),
     h("td", {}, faults(d) || "–"),
     h("td", { class: "num" }, d.reboots ?? "–"),
     h("td", { class: "num" }, d.buffered ?? d.backlog ?? "–"),
-    h("td", {}, d.firmware ?? d.fw ?? "–"),
-    withReason ? h("td", {}, (d.reasons ?? (d.reason ? [d.reason] : [])).join(", ")) : null);
+    h("td", {}, d.firmware_reported ?? d.firmware_installed ?? "–"),
+    withReason ? h("td", {}, (d.reasons || []).join(", ")) : null);
 }
 
 function table(id, rows, withReason) {
@@ -35,9 +42,9 @@ function table(id, rows, withReason) {
 }
 
 export async function fleetView(main) {
-  const raw = await api.fleet(state.municipality);
-  const devices = list(raw, "devices");
-  const visit = list(raw?.to_visit ?? raw?.visit ?? [], "devices");
+  // one list, worst first; a device with reasons is one to visit
+  const devices = list(await api.fleet(state.municipality), "devices");
+  const visit = devices.filter((d) => (d.reasons || []).length);
   main.replaceChildren(
     h("div", { class: "panel" }, h("h1", {}, t("fleet.title")),
       h("h2", {}, `${t("fleet.visit")} (${visit.length})`),
