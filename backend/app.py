@@ -19,6 +19,7 @@ from backend import settings as settings_mod
 from backend.metrics import Metrics, MetricsMiddleware
 from backend.readings import Readings
 from backend.routes import (
+    alerts,
     bins,
     devices,
     fleet,
@@ -76,7 +77,7 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.readings = readings
     app.state.metrics = Metrics()
-    for r in (municipalities, sites, bins, devices, fleet, tokens):
+    for r in (municipalities, sites, bins, devices, fleet, alerts, tokens):
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)
     app.include_router(health.router)

@@ -387,3 +387,27 @@ class DeviceHealth(BaseModel):
     dead_letters: dict[str, int] = Field(description="dead letters in the window by reason")
     priority: float = Field(description="visit priority: higher first")
     reasons: list[str]
+
+
+# ----------------------------------------------------------------------------- alerts
+
+
+class AlertEvent(BaseModel):
+    state: str
+    at_ms: int
+    actor: str = Field(description="engine, or token:<id> of who changed it")
+    note: str
+
+
+class AlertPublic(BaseModel):
+    id: int
+    municipality_id: str
+    device_id: str
+    bin_id: str | None
+    kind: str
+    state: str
+    opened_ms: int
+    reading_ts_ms: int | None
+    detail: str
+    updated_ms: int
+    history: list[AlertEvent]

@@ -99,12 +99,45 @@ class OpenDataSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """The alert engine (`smartbins alerts --config FILE`), its own process beside the API."""
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    username: str = "smartbins.alerts"
+    password_env: str = "SMARTBINS_ALERTS_MQTT_PASSWORD"
+    password_file: Path | None = None
+    client_id: str = "smartbins-alerts-1"
+    topic_prefix: str = "sb/svc/alerts"
+    webhook_url: str = ""
+    webhook_secret_env: str = "SMARTBINS_ALERTS_WEBHOOK_SECRET"
+    webhook_secret_file: Path | None = None
+    webhook_timeout_s: float = 5.0
+    offline_check_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.mqtt_port <= 65535:
+            raise ValueError(f"mqtt_port: {self.mqtt_port} is not a TCP port (1-65535)")
+        if not self.client_id or len(self.client_id) > 64:
+            raise ValueError("client_id: 1 to 64 characters, stable across restarts")
+        if any(c in self.topic_prefix for c in "+#") or not self.topic_prefix:
+            raise ValueError(f"topic_prefix: {self.topic_prefix!r} must be a topic without + #")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url: {self.webhook_url!r} must start with http(s)://")
+        if not self.webhook_timeout_s > 0:
+            raise ValueError(f"webhook_timeout_s: {self.webhook_timeout_s!r} must be > 0")
+        if not self.offline_check_s > 0:
+            raise ValueError(f"offline_check_s: {self.offline_check_s!r} must be > 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     influxdb: InfluxSettings = field(default_factory=InfluxSettings)
     devices: DevicesSettings = field(default_factory=DevicesSettings)
     open_data: OpenDataSettings = field(default_factory=OpenDataSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 

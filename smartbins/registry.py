@@ -148,6 +148,67 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (token_id, municipality_id)
     );
     """,
+    # 5: alerts (backend/alerts.py): one row per alert, at most one not resolved per device and
+    # kind (the deduplication), its state changes, an outbox of deliveries written in the same
+    # transaction (so a restart neither loses nor repeats one), and what the alert engine last
+    # saw of each device.
+    """
+    CREATE TABLE alerts (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        device_id       TEXT NOT NULL,
+        bin_id          TEXT,
+        kind            TEXT NOT NULL CHECK (kind IN
+                        ('full', 'fire', 'tilt', 'low_battery', 'offline', 'sensor_fault')),
+        state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        opened_ms       INTEGER NOT NULL,
+        reading_ts_ms   INTEGER,
+        detail          TEXT NOT NULL DEFAULT '',
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_active ON alerts(device_id, kind) WHERE state != 'resolved';
+    CREATE INDEX alerts_municipality ON alerts(municipality_id, state);
+    CREATE TABLE alert_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id    INTEGER NOT NULL REFERENCES alerts(id),
+        state       TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        note        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE alert_outbox (
+        event_id     INTEGER NOT NULL REFERENCES alert_events(id),
+        channel      TEXT NOT NULL CHECK (channel IN ('webhook', 'mqtt')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_ms      INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        last_error   TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (event_id, channel)
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox(delivered_ms, next_ms);
+    CREATE TABLE alert_devices (
+        device_id    TEXT PRIMARY KEY,
+        last_ts_ms   INTEGER NOT NULL,
+        interval_s   INTEGER NOT NULL,
+        last_mm      INTEGER,
+        same_mm      INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+    # 6: a change counter over what the bins' latest state is built from (bins, sites, the
+    # device-to-bin history), bumped by triggers: the backend caches the answer and rebuilds
+    # it only when the counter or the readings changed.
+    """
+    CREATE TABLE change_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO change_counter VALUES ('bins', 0);
+    """
+    + "".join(
+        f"""
+    CREATE TRIGGER {table}_{op.lower()}_counts AFTER {op} ON {table}
+    BEGIN UPDATE change_counter SET value = value + 1 WHERE name = 'bins'; END;
+    """
+        for table in ("bins", "sites", "device_bins")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
@@ -256,6 +317,21 @@ def _config(
         raise RegistryError(f"device {device.id!r}: config {e}") from None
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements (a trigger's body holds semicolons: it ends at END;)."""
+    out: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current = f"{current};{part}" if current else part
+        if current.strip().upper().startswith("CREATE TRIGGER") and not current.strip().upper(
+        ).endswith("END"):
+            continue
+        if current.strip():
+            out.append(current)
+        current = ""
+    return out
+
+
 class Registry:
     """One open registry database. Methods are small transactions; ``transaction()`` groups them."""
 
@@ -294,10 +370,14 @@ class Registry:
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def bins_version(self) -> int:
+        """Changes so far to bins, sites and the device-to-bin history (a cache key)."""
+        row = self.db.execute("SELECT value FROM change_counter WHERE name = 'bins'").fetchone()
+        return int(row[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

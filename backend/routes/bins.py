@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from backend import imports, readings, schemas
 from backend.deps import Planner, ReadingsDep, RegistryDep, Viewer
@@ -110,10 +110,10 @@ def retire_bin(bin_id: str, t: Planner, reg: RegistryDep) -> schemas.BinPublic:
 @router.get("/state", response_model=list[schemas.BinState], tags=["readings"])
 def bin_states(
     t: Viewer, reg: RegistryDep, rd: ReadingsDep, stream: StreamQ = None, area: AreaQ = None
-) -> JSONResponse:
+) -> Response:
     """The latest state of every bin: fill, temperature, battery, signal, last seen, flags."""
-    states = readings.bin_states(reg, rd, t.municipality_id, stream=stream, area=area)
-    return JSONResponse(states)
+    body = readings.bin_states_json(reg, rd, t.municipality_id, stream=stream, area=area)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/bins/{bin_id}/readings", response_model=schemas.History, tags=["readings"])

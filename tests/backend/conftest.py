@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend import plan_store
+from backend import alerts, plan_store
 from backend.app import create_app
 from backend.settings import DevicesSettings, InfluxSettings, RegistrySettings, Settings
 from smartbins import assets, provisioning, storage, tokens
@@ -205,6 +205,9 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
     for tag, m in (("a", "0101"), ("b", "0147")):
         spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m])
         ids[tag]["token_id"] = spare.id
+        alert_id = alerts.open_alert(reg, m, ids[tag]["device_id"], ids[tag]["bin_id"], "full",
+                                     "fill 95 %", now_ms(), (), now_ms())
+        ids[tag]["alert_id"] = str(alert_id)
     reg.close()
     return world
 

@@ -3,7 +3,7 @@ device-to-bin history and downsampled for long ranges, filters by stream and are
 
 from __future__ import annotations
 
-from conftest import HOUR_MS, World
+from conftest import HOUR_MS, World, readings_lines
 
 from backend import readings
 from smartbins import storage
@@ -100,3 +100,16 @@ def test_every_influxql_value_is_checked() -> None:
             assert "since_ms" in str(e)
         else:
             raise AssertionError(bad_time)
+
+
+def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
+    w = fresh_world
+    h = w.auth("a-viewer")
+    first = w.client.get(f"{API}/state", headers=h).json()
+    assert first[0]["fill_pct"] == 63.5 and first[0]["full"] is False
+    c = w.influx.client(w.database)
+    c.write_lines(readings_lines(w.ids["a"]["device_id"], w.now_ms, 1, 99.0))
+    c.close()
+    w.client.app.state.readings.refresh()
+    now = w.client.get(f"{API}/state", headers=h).json()[0]
+    assert (now["fill_pct"], now["full"], now["last_seen_ms"]) == (99.0, True, w.now_ms)
