@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,8 +81,28 @@ def _areas(reg: Registry) -> None:
             db.execute("UPDATE bins SET area = ? WHERE site_id = ?", (area, site_id))
 
 
-def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: int = 100) -> City:
-    """Everything up and serving; the caller must ``stop()`` it."""
+def build(
+    n_bins: int = 60,
+    days: float = 4.0,
+    seed: int = 3,
+    plan_iterations: int = 100,
+    alerts: bool = True,
+    cache_refresh_s: float = 0.0,
+    log: Callable[[str], None] | None = None,
+) -> City:
+    """Everything up and serving; the caller must ``stop()`` it. ``alerts``: every reading
+    also goes through the alert engine's rules (backend.alerts.process_reading), oldest
+    first, as the engine would have taken them from the broker. ``cache_refresh_s``: the
+    API's latest-state cache (0: none, each request asks InfluxDB). ``log``: told each step's
+    time."""
+    t_step = [time.perf_counter()]
+
+    def step(what: str) -> None:
+        if log is not None:
+            now = time.perf_counter()
+            log(f"{what} in {now - t_step[0]:.1f} s")
+            t_step[0] = now
+
     from backend.app import create_app
     from backend.plan_build import build_plan, outlooks, rates_query
     from backend.settings import InfluxSettings, RegistrySettings, Settings
@@ -108,6 +129,7 @@ def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: i
         world = build_world(n_bins, options, workdir / "truth.sqlite", reg)
         _, store = run_fast(world, wire=True)
         world.truth.close()
+        step(f"simulated {n_bins} bins for {days:g} days")
         lines = [
             storage.to_line(storage.reading_point(r))
             for per_device in store.stored.values()
@@ -117,7 +139,18 @@ def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: i
         for i in range(0, len(lines), 20_000):
             admin.write_lines(lines[i : i + 20_000])
         city.readings = len(lines)
+        step(f"{len(lines)} readings written to InfluxDB")
         _areas(reg)
+        if alerts:
+            from backend import alerts as alert_rules
+
+            decoded = sorted(
+                (r for per in store.stored.values() for r in per.values() if r is not None),
+                key=lambda r: r.ts_ms,
+            )
+            for r in decoded:
+                alert_rules.process_reading(reg, r, (), r.ts_ms)
+            step("alert rules applied to every reading")
         city.bin_ids = [b.id for b in reg.bins()]
         for role in ROLES:
             city.tokens[role] = tokens.create(reg, f"test {role}", role, [MUNICIPALITY])[1]
@@ -135,12 +168,14 @@ def build(n_bins: int = 60, days: float = 4.0, seed: int = 3, plan_iterations: i
             iterations=plan_iterations,
         )
         reg.close()
+        step(f"tomorrow's plan built ({len(plan['trucks'])} routes)")
 
         settings = Settings(
             registry=RegistrySettings(path=city.registry_path),
             influxdb=InfluxSettings(
                 url=influx.url, database=influx.database, username="smartbins-api",
-                password_env="SMARTBINS_TEST_UNSET", password_file=secret, cache_refresh_s=0,
+                password_env="SMARTBINS_TEST_UNSET", password_file=secret,
+                cache_refresh_s=cache_refresh_s,
             ),
         )
         port = free_port()

@@ -43,8 +43,10 @@ def test_log_in_with_a_token_and_the_map_shows_every_registered_bin(page_as, cit
     assert sorted(drawn) == sorted(city.bin_ids)
     assert page.locator("#identity").inner_text().startswith("test planner")
     page.screenshot(path=artifacts / "map.png")
-    # the page itself and the API, nothing else
-    assert any("/api/v1/municipalities/0101/state" in u for u in watch.requests)
+    # the first draw needs the latest state and the places only: no plan, no registry dump
+    asked = {u.split("?")[0].removeprefix(city.base_url) for u in watch.requests}
+    assert f"/api/v1/municipalities/{M}/state" in asked
+    assert f"/api/v1/municipalities/{M}/plans" not in asked
 
 
 def test_filters_and_forecast_colouring(page_as, city):
@@ -62,11 +64,13 @@ def test_filters_and_forecast_colouring(page_as, city):
     in_area = sorted(s["bin_id"] for s in state if s["area"] == area)
     assert sorted(page.evaluate("window.smartbinsMap.bins.map(b => b.id)")) == in_area
     page.select_option("#area-filter", "")
-    page.select_option("#colour-mode", "forecast")
+    page.select_option("#colour-mode", "forecast")  # fetches tomorrow's plan
+    wait_map(page)
     values = page.evaluate("Object.fromEntries(window.smartbinsMap.bins.map(b => [b.id, b.value]))")
     forecast = city.plan["forecast"]
     assert values == {b: forecast[b]["fill_pct"] if b in forecast else None for b in values}
     page.check("#show-routes")
+    wait_map(page)
     assert page.evaluate("window.smartbinsMap.routes.length") == len(city.plan["trucks"])
 
 
@@ -220,7 +224,33 @@ def test_fleet_health_for_technicians(page_as, city, artifacts):
     page.screenshot(path=artifacts / "fleet.png", full_page=True)
 
 
+def test_acknowledging_and_resolving_an_alert_changes_its_state(page_as, city, artifacts):
+    page, _ = page_as("technician")
+    open_alerts = city.api("GET", f"/api/v1/municipalities/{M}/alerts?state=open")
+    assert len(open_alerts) >= 2, "the simulated city raised alerts"
+    open_view(page, city, "alerts/open")
+    page.wait_for_selector("#alerts", timeout=TIMEOUT)
+    rows = page.locator("#alerts tbody tr")
+    assert rows.count() == len(open_alerts)
+    page.screenshot(path=artifacts / "alerts.png", full_page=True)
+    first, second = open_alerts[0]["id"], open_alerts[1]["id"]
+    page.locator(f"#alerts tr[data-alert='{first}'] button.ack").click()
+    page.wait_for_selector(f"#alerts tr[data-alert='{first}']", state="detached", timeout=TIMEOUT)
+    assert city.api("GET", f"/api/v1/municipalities/{M}/alerts/{first}")["state"] == "acknowledged"
+    page.locator(f"#alerts tr[data-alert='{second}'] button.resolve").click()
+    page.wait_for_selector(f"#alerts tr[data-alert='{second}']", state="detached",
+                           timeout=TIMEOUT)
+    assert city.api("GET", f"/api/v1/municipalities/{M}/alerts/{second}")["state"] == "resolved"
+    open_view(page, city, "alerts/all")
+    page.wait_for_selector(f"#alerts tr[data-alert='{first}'][data-state='acknowledged']",
+                           timeout=TIMEOUT)
+    row = page.locator(f"#alerts tr[data-alert='{first}']")
+    assert row.locator("button.ack").count() == 0  # acknowledged: only resolve is left
+    assert row.locator("button.resolve").count() == 1
+
+
 def test_screenshots_are_saved():
     # run last in this module: each view above left its picture
-    for name in ("map", "bin", "plan", "route-sheet", "route-sheet-phone", "charts", "fleet"):
+    views = ("map", "bin", "plan", "route-sheet", "route-sheet-phone", "charts", "fleet", "alerts")
+    for name in views:
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000, name

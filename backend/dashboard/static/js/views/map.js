@@ -2,8 +2,8 @@
 // area, with depots, disposal sites and (optionally) tomorrow's routes.
 
 import {
-  bins as loadBins, FILL_BUCKETS, fillColour, forecastsOf, latest, NO_DATA, places as loadPlaces,
-  plansFor, routesOf, tomorrow, TRUCK_COLOURS,
+  FILL_BUCKETS, fillColour, forecastsOf, latest, NO_DATA, places as loadPlaces, plansFor,
+  routesOf, tomorrow, TRUCK_COLOURS,
 } from "../data.js";
 import { number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
@@ -19,13 +19,18 @@ export function routeLine(truck, placeById) {
 }
 
 export async function mapView(main) {
-  performance.mark("map-view-start");
-  const [binList, states, placeList, plans] = await Promise.all([
-    loadBins(), latest(), loadPlaces(), plansFor(tomorrow()),
-  ]);
-  const forecasts = forecastsOf(plans);
-  const routes = routesOf(plans);
+  // The latest state has every bin with its place, stream and area: the first draw needs
+  // nothing else. Tomorrow's plan (forecast colours, routes) is fetched when asked for.
+  const [states, placeList] = await Promise.all([latest(), loadPlaces()]);
+  const binList = [...states.values()].map((s) => ({ ...s, id: s.bin_id }));
   const placeById = new Map(placeList.map((p) => [p.id, p]));
+  let forecasts = new Map();
+  let routes = [];
+  let plansLoaded = null;
+  const loadPlans = () => (plansLoaded ??= plansFor(tomorrow()).then((plans) => {
+    forecasts = forecastsOf(plans);
+    routes = routesOf(plans);
+  }));
 
   const streams = [...new Set(binList.map((b) => b.stream))].sort();
   const areas = [...new Set(binList.map((b) => b.area).filter(Boolean))].sort();
@@ -47,7 +52,7 @@ export async function mapView(main) {
       h("label", {}, t("map.colour"), mode),
       h("label", {}, t("map.stream"), streamSel),
       areas.length ? h("label", {}, t("map.area"), areaSel) : null,
-      routes.length ? h("label", {}, showRoutes, t("map.routes")) : null,
+      h("label", {}, showRoutes, t("map.routes")),
       count, note),
     wrap, legend);
 
@@ -86,8 +91,18 @@ export async function mapView(main) {
     if (first) map.fit();
     count.textContent = `${number(items.length)} ${t("map.bins")}`;
     note.textContent = byForecast && !forecasts.size ? t("map.noforecast") : "";
+    if (showRoutes.checked && !routes.length) note.textContent = t("plan.none");
   }
-  for (const c of [mode, streamSel, areaSel, showRoutes]) c.addEventListener("change", () => refresh());
+  for (const c of [mode, streamSel, areaSel, showRoutes]) {
+    c.addEventListener("change", async () => {
+      if (mode.value === "forecast" || showRoutes.checked) {
+        wrap.dataset.ready = "0";
+        await loadPlans();
+      }
+      refresh();
+      wrap.dataset.ready = "1";
+    });
+  }
   refresh(true);
   performance.mark("bins-drawn");
   wrap.dataset.ready = "1";
