@@ -17,7 +17,7 @@ SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd chromium
 .PHONY: demo test lint bench system venv clean stubs typecheck-firmware
 
 demo: system venv
-	$(BIN)/smartbins demo
+	$(BIN)/smartbins demo --serve
 
 test: system venv stubs
 	$(BIN)/ruff check .

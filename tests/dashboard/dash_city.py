@@ -89,12 +89,13 @@ def build(
     alerts: bool = True,
     cache_refresh_s: float = 0.0,
     log: Callable[[str], None] | None = None,
+    plan: bool = True,
 ) -> City:
     """Everything up and serving; the caller must ``stop()`` it. ``alerts``: every reading
     also goes through the alert engine's rules (backend.alerts.process_reading), oldest
     first, as the engine would have taken them from the broker. ``cache_refresh_s``: the
     API's latest-state cache (0: none, each request asks InfluxDB). ``log``: told each step's
-    time."""
+    time. ``plan``: build and store tomorrow's plan."""
     t_step = [time.perf_counter()]
 
     def step(what: str) -> None:
@@ -156,19 +157,21 @@ def build(
             city.tokens[role] = tokens.create(reg, f"test {role}", role, [MUNICIPALITY])[1]
 
         # tomorrow's plan: outlooks from the last two days of readings, routed by the core
-        newest = max(int(line.rsplit(" ", 1)[1]) for line in lines)
-        device_bins = {
-            d: link.bin_id
-            for d in (dev.id for dev in reg.devices())
-            if (link := reg.current_link(d)) is not None
-        }
-        series = admin.query(rates_query(newest - 2 * 86_400_000, newest + 1))
-        plan = build_plan(
-            reg, MUNICIPALITY, tomorrow(), outlooks(series, device_bins),
-            iterations=plan_iterations,
-        )
+        day_plan = None
+        if plan:
+            newest = max(int(line.rsplit(" ", 1)[1]) for line in lines)
+            device_bins = {
+                d: link.bin_id
+                for d in (dev.id for dev in reg.devices())
+                if (link := reg.current_link(d)) is not None
+            }
+            series = admin.query(rates_query(newest - 2 * 86_400_000, newest + 1))
+            day_plan = build_plan(
+                reg, MUNICIPALITY, tomorrow(), outlooks(series, device_bins),
+                iterations=plan_iterations,
+            )
+            step(f"tomorrow's plan built ({len(day_plan['trucks'])} routes)")
         reg.close()
-        step(f"tomorrow's plan built ({len(plan['trucks'])} routes)")
 
         settings = Settings(
             registry=RegistrySettings(path=city.registry_path),
@@ -188,9 +191,10 @@ def build(
         city._thread.start()
         city.base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: city._server.started, 30, message="API started")
-        city.plan = city.api("POST", f"/api/v1/municipalities/{MUNICIPALITY}/plans",
-                             body=plan)  # type: ignore[assignment]
-        city.plan_id = city.plan["id"]
+        if day_plan is not None:
+            city.plan = city.api("POST", f"/api/v1/municipalities/{MUNICIPALITY}/plans",
+                                 body=day_plan)  # type: ignore[assignment]
+            city.plan_id = city.plan["id"]
         return city
     except BaseException:
         city.stop()
