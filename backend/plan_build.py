@@ -27,6 +27,8 @@ from smartbins.registry import Registry, now_ms
 
 TIMEZONE = zoneinfo.ZoneInfo("Europe/Copenhagen")
 DAY_MS = 86_400_000
+#: The most a bin's sensor can show: an overfull bin with its lid up [%].
+OVERFULL_PCT = 130.0
 HOUR_MS = 3_600_000
 
 
@@ -116,14 +118,16 @@ def build_plan(
             continue
         rate = o.rate_pct_day if o.rate_pct_day is not None else typical
         days = max(0.0, (at - o.at_ms) / DAY_MS)
-        # a sensor that jumps (ghost echo, stuck, error codes) must not predict absurd levels
-        expected = min(300.0, o.fill_pct + rate * days)
+        # the level a bin can show is bounded (overfull lids, ~130 %); past it the bin overflows
+        # (risk 1), and a sensor that jumps (ghost echo, stuck) must not predict absurd levels
+        unbounded = o.fill_pct + rate * days
+        expected = min(OVERFULL_PCT, unbounded)
         sd = 4.0 + 0.3 * rate * math.sqrt(days + 1.0)
-        p_next = _overflow_probability(expected + rate, sd)  # by the next day's visit
+        p_next = _overflow_probability(min(1000.0, unbounded + rate), sd)  # by the next visit
         forecast[b[0]] = {
             "fill_pct": round(expected, 1),
             "lo_pct": round(max(0.0, expected - 1.64 * sd), 1),
-            "hi_pct": round(min(400.0, expected + 1.64 * sd), 1),
+            "hi_pct": round(min(OVERFULL_PCT, expected + 1.64 * sd), 1),
             "overflow_probability": round(p_next, 4),
             "at_ms": at,
         }
@@ -186,7 +190,7 @@ def build_plan(
     m = Model(streams=tuple(streams))
     depot_idx = {d[0]: m.add_depot(d[2], d[1]) for d in depots}
     for _site, rows in sites:
-        demand = {sidx[r["bin"][2]]: r["bin"][3] * max(0.0, min(r["expected"], 130)) / 100
+        demand = {sidx[r["bin"][2]]: r["bin"][3] * max(0.0, r["expected"]) / 100
                   for r in rows}
         m.add_stop(rows[0]["bin"][5], rows[0]["bin"][4], demand, service_s=60 + 30 * len(rows),
                    bin_ids=[r["bin"][0] for r in rows])
@@ -213,7 +217,7 @@ def build_plan(
                 rows = sites[loc - nd][1]
                 b0 = rows[0]["bin"]
                 for r in rows:
-                    load[r["bin"][2]] += r["bin"][3] * max(0.0, min(r["expected"], 130)) / 100
+                    load[r["bin"][2]] += r["bin"][3] * max(0.0, r["expected"]) / 100
                 stops.append({
                     "index": len(stops), "kind": "bin", "site_id": b0[1], "name": b0[6],
                     "address": b0[8] or b0[6], "lat": b0[4], "lon": b0[5], "eta_ms": eta,

@@ -95,12 +95,12 @@ function loginView(main, message = "") {
   input.focus();
 }
 
-async function start() {
+async function start(early = null) {
   const main = document.getElementById("main");
   const token = savedToken();
   if (!token) { loginView(main); return; }
   try {
-    if (!state.me) state.me = await api.me(token);
+    if (!state.me) state.me = await (early || api.me(token));
   } catch (err) {
     forgetToken();
     state.me = null;
@@ -149,6 +149,10 @@ async function route() {
 }
 
 async function boot() {
+  // who the saved token belongs to, asked for while the config loads
+  const token = savedToken();
+  const early = token ? api.me(token) : null;
+  early?.catch(() => {}); // handled in start()
   state.config = await api.config();
   setFractions(state.config.fractions);
   setLanguage(navigator.language.startsWith("da") ? "da" : "en");
@@ -167,7 +171,7 @@ async function boot() {
     loginView(document.getElementById("main"));
   });
   window.addEventListener("hashchange", route);
-  await start();
+  await start(early);
 }
 
 boot();
