@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import signal
 import subprocess
@@ -37,12 +38,17 @@ def _secret(path: Path, value: str) -> Path:
     return path
 
 
+def recent_start(days: float, now_s: float | None = None) -> str:
+    """The UTC day to start a served demo on: its run ends at most a day before now, so the
+    live fleet carries on from readings of yesterday, not from the fixed reproducible day."""
+    now = dt.datetime.fromtimestamp(time.time() if now_s is None else now_s, dt.UTC)
+    return (now.date() - dt.timedelta(days=math.ceil(days))).isoformat()
+
+
 def _api_config(workdir: Path, port: int, influx: InfluxDB, broker: Mosquitto) -> Path:
+    from smartbins.deployment import INFLUX_READER
+
     secrets = workdir / "secrets"
-    ro_password = os.urandom(16).hex()
-    admin = influx.client()
-    admin.execute(f"CREATE USER \"smartbins-api\" WITH PASSWORD '{ro_password}'")
-    admin.execute(f'GRANT READ ON "{influx.database}" TO "smartbins-api"')
     alerts_password = os.urandom(16).hex()
     broker.passwords.update({ALERTS_ACCOUNT: alerts_password})
     text = f"""# written by `smartbins demo --serve` (backend/sample.toml documents every key)
@@ -57,16 +63,15 @@ status_path = "{workdir / 'gateway-status.sqlite'}"
 [influxdb]
 url = "{influx.url}"
 database = "{influx.database}"
-username = "smartbins-api"
+username = "{INFLUX_READER}"
 password_env = "SMARTBINS_DEMO_UNSET"
-password_file = "{_secret(secrets / 'influxdb-api', ro_password)}"
+password_file = "{secrets / f'influxdb-{INFLUX_READER}'}"
 
 [alerts]
 mqtt_port = {broker.port}
 username = "{ALERTS_ACCOUNT}"
 password_env = "SMARTBINS_DEMO_UNSET"
 password_file = "{_secret(secrets / ALERTS_ACCOUNT, alerts_password)}"
-client_id = "demo-alerts"
 """
     path = workdir / "api.toml"
     path.write_text(text)
