@@ -138,7 +138,7 @@ def build(
             if r is not None
         ]
         for i in range(0, len(lines), 20_000):
-            admin.write_lines(lines[i : i + 20_000])
+            admin.write_lines(lines[i : i + 20_000], precision=storage.PRECISION)
         city.readings = len(lines)
         step(f"{len(lines)} readings written to InfluxDB")
         _areas(reg)
@@ -159,7 +159,7 @@ def build(
         # tomorrow's plan: outlooks from the last two days of readings, routed by the core
         day_plan = None
         if plan:
-            newest = max(int(line.rsplit(" ", 1)[1]) for line in lines)
+            newest = max(r.ts_ms for per in store.stored.values() for r in per.values() if r)
             device_bins = {
                 d: link.bin_id
                 for d in (dev.id for dev in reg.devices())
