@@ -2,7 +2,8 @@
 benchmark: InfluxDB on a free loopback port, the simulator's seeded city in the registry, its
 fleet's readings (in-process run, every message through the protocol's encoder and decoder)
 written to InfluxDB as the gateway writes them, tokens per role, a plan for tomorrow built by
-the routing core, and the API (uvicorn) on a free loopback port. ``stop()`` ends all of it.
+the routing core, and the API (`smartbins api`, its own process) on a free loopback port.
+``stop()`` ends all of it.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import datetime as dt
 import json
 import os
 import shutil
-import threading
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import uvicorn
 
 from smartbins import storage, tokens
 from smartbins.registry import Registry
@@ -40,8 +40,8 @@ class City:
     plan_id: str = ""
     plan: dict = field(default_factory=dict)
     readings: int = 0
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: object = None
 
     def api(self, method: str, path: str, role: str = "planner", body: object = None) -> object:
         data = None if body is None else json.dumps(body).encode()
@@ -56,13 +56,27 @@ class City:
             raise AssertionError(f"{method} {path}: {e.code} {e.read()[:2000]!r}") from None
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(15)
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._log.close()  # type: ignore[attr-defined]
         self.influx.stop()
         if not os.environ.get("SMARTBINS_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _healthy(city: City) -> bool:
+    if city._proc is not None and city._proc.poll() is not None:
+        raise RuntimeError(f"the API exited: {(city.workdir / 'api.log').read_text()[-2000:]}")
+    try:
+        with urllib.request.urlopen(city.base_url + "/healthz", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def tomorrow() -> str:
@@ -104,11 +118,11 @@ def build(
             log(f"{what} in {now - t_step[0]:.1f} s")
             t_step[0] = now
 
-    from backend.app import create_app
     from backend.plan_build import build_plan, outlooks, rates_query
-    from backend.settings import InfluxSettings, RegistrySettings, Settings
+    from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
     from simulator.world import WorldOptions, start_for
+    from smartbins.settings import to_toml
 
     workdir = temp_workdir("dashboard")
     influx = InfluxDB(workdir / "influxdb")
@@ -173,7 +187,10 @@ def build(
             step(f"tomorrow's plan built ({len(day_plan['trucks'])} routes)")
         reg.close()
 
+        # the API in its own process, as `smartbins api` runs in service
+        port = free_port()
         settings = Settings(
+            server=ServerSettings(host="127.0.0.1", port=port),
             registry=RegistrySettings(path=city.registry_path),
             influxdb=InfluxSettings(
                 url=influx.url, database=influx.database, username="smartbins-api",
@@ -181,16 +198,15 @@ def build(
                 cache_refresh_s=cache_refresh_s,
             ),
         )
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-            access_log=False,
+        config = workdir / "api.toml"
+        config.write_text(to_toml(settings))
+        city._log = open(workdir / "api.log", "ab")  # noqa: SIM115 - closed by stop()
+        city._proc = subprocess.Popen(
+            [sys.executable, "-m", "smartbins.cli", "api", "--config", str(config)],
+            stdout=city._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-        city._server = uvicorn.Server(config)
-        city._thread = threading.Thread(target=city._server.run, daemon=True)
-        city._thread.start()
         city.base_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: city._server.started, 30, message="API started")
+        wait_until(lambda: _healthy(city), 60, message="API /healthz")
         if day_plan is not None:
             city.plan = city.api("POST", f"/api/v1/municipalities/{MUNICIPALITY}/plans",
                                  body=day_plan)  # type: ignore[assignment]
