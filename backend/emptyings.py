@@ -1,21 +1,23 @@
-"""Emptyings detected in the readings, per bin, for the dashboard's collection charts.
-
-A stand-in until the forecaster's detection (routing/forecast.py, issue 14) is served: each
-device's fill is taken as its hourly maximum, and a fall of at least ``DROP_PCT`` points from
-one hour with readings to the next counts as an emptying, at the fill before the fall. The
-bin is the one the device sat on at that time (the registry's device-to-bin history).
+"""Emptyings detected in the readings, per bin, for the dashboard's bin page and collection
+charts: the forecaster's own detection (``routing.forecast.build_grid``: readings cleaned of
+error codes, ghost echoes, spikes and stuck stretches, laid on an hourly grid, and a fall of the
+level by ``emptying_drop_pct`` marked as an emptying), over every device of a municipality at
+once. The fill before an emptying is the highest clean hourly level of the three hours before
+it. The bin is the one the device sat on at that time (the registry's device-to-bin history).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from routing.forecast import build_grid
+from routing.plan_params import ForecastParams
 from smartbins import storage
 from smartbins.registry import Registry
 
-DROP_PCT = 30.0
 HOUR_S = 3600
 
 
@@ -25,47 +27,60 @@ class Emptying:
     stream: str
     device_id: str
     time_ms: int
-    fill_before_pct: float
-    fill_after_pct: float
+    fill_before_pct: float | None
+    fill_after_pct: float | None
 
 
-def drops(fill_pct: np.ndarray, drop_pct: float = DROP_PCT) -> np.ndarray:
-    """Indices i where ``fill_pct[i-1] - fill_pct[i] >= drop_pct`` (NaNs are skipped over)."""
-    f = np.asarray(fill_pct, dtype=np.float64)
-    keep = np.flatnonzero(~np.isnan(f))
-    if keep.size < 2:
-        return np.zeros(0, dtype=np.int64)
-    vals = f[keep]
-    hit = np.flatnonzero(vals[:-1] - vals[1:] >= drop_pct) + 1
-    return keep[hit]
-
-
-def hourly_max_query(start_ms: int, end_ms: int) -> str:
+def hourly_query(start_ms: int, end_ms: int, devices: list[str] | None = None) -> str:
+    """Each device's (of ``devices``, default all) mean fill per hour in [start_ms, end_ms)."""
+    only = ""
+    if devices:
+        only = " AND (" + " OR ".join(
+            f"{storage.DEVICE_TAG} = {storage.device_literal(d)}" for d in devices) + ")"
     return (
-        f"SELECT max(fill) AS fill FROM {storage.MEASUREMENT} "
+        f"SELECT mean(fill) AS fill FROM {storage.MEASUREMENT} "
         f"WHERE time >= {storage.time_ms_literal('start_ms', start_ms)} "
-        f"AND time < {storage.time_ms_literal('end_ms', end_ms)} "
+        f"AND time < {storage.time_ms_literal('end_ms', end_ms)}{only} "
         f"GROUP BY time({HOUR_S}s), {storage.DEVICE_TAG} fill(none)"
     )
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
 def detect(
-    reg: Registry, series: list[dict], municipality_id: str, drop_pct: float = DROP_PCT
+    reg: Registry, series: list[dict[str, Any]], municipality_id: str, end_ms: int
 ) -> list[Emptying]:
-    """Emptyings in ``hourly_max_query``'s answer, for the bins of one municipality."""
+    """Emptyings in :func:`hourly_query`'s answer, for the bins of one municipality."""
     bins = {b.id: b for b in reg.bins() if b.municipality_id == municipality_id}
+    devices = [s["tags"][storage.DEVICE_TAG] for s in series]
+    if not devices:
+        return []
+    idx, t_s, fill = [], [], []
+    for i, s in enumerate(series):
+        for time_ms, value in s["values"]:
+            if value is not None:
+                idx.append(i)
+                t_s.append(time_ms / 1000 + HOUR_S / 2)
+                fill.append(value)
+    if not t_s:
+        return []
+    at_s = end_ms / 1000
+    span_days = (at_s - min(t_s)) / 86_400 + 1 / 24 + 1e-6
+    params = ForecastParams(**{**ForecastParams().to_dict(), "history_days": span_days})
+    g = build_grid(np.array(idx), np.array(t_s), np.array(fill), len(devices), at_s, params)
     out: list[Emptying] = []
-    for s in series:
-        device = s["tags"][storage.DEVICE_TAG]
-        t = np.array([v[0] for v in s["values"]], dtype=np.int64)
-        f = np.array([np.nan if v[1] is None else v[1] for v in s["values"]], dtype=np.float64)
-        for i in drops(f, drop_pct):
-            before = f[:i][~np.isnan(f[:i])][-1]
-            bin_id = reg.bin_at(device, int(t[i]))
-            if bin_id in bins:
-                out.append(
-                    Emptying(bin_id, bins[bin_id].stream, device, int(t[i]), float(before),
-                             float(f[i]))
-                )
+    for d, h in zip(*np.nonzero(g.emptied), strict=True):
+        time_ms = int((g.t0_s + h * HOUR_S) * 1000)
+        bin_id = reg.bin_at(devices[d], time_ms)
+        if bin_id not in bins:
+            continue
+        before = g.raw[d, max(0, h - 3) : h]
+        before = before[np.isfinite(before)]
+        out.append(Emptying(
+            bin_id, bins[bin_id].stream, devices[d], time_ms,
+            float(before.max()) if before.size else None, _finite(g.raw[d, h]),
+        ))
     out.sort(key=lambda e: (e.time_ms, e.bin_id))
     return out

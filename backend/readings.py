@@ -88,7 +88,9 @@ class Readings:
                 row = dict(zip(s["columns"], s["values"][0], strict=True))
                 t = int(row.pop("time"))
                 held = self._latest.get(device)
-                if held is None or t >= held.time_ms:
+                # the margin fetches the newest readings again: the same reading is no change
+                # (else every refresh would rebuild every cached answer)
+                if held is None or t > held.time_ms or (t == held.time_ms and row != held.values):
                     self._latest[device] = Latest(device, t, row)
                     changed += 1
                 if self._newest_ms is None or t > self._newest_ms:

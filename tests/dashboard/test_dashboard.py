@@ -90,6 +90,12 @@ def test_clicking_a_bin_opens_its_history(page_as, city, artifacts):
     history = city.api("GET", f"/api/v1/municipalities/{M}/bins/{opened}/readings")
     points = page.locator("svg.chart polyline.line").get_attribute("points").split()
     assert len(points) == len([p for p in history["points"] if p["fill_pct"] is not None])
+    start = int((time.time() - 14 * 86400) * 1000)
+    found = city.api("GET", f"/api/v1/municipalities/{M}/emptyings?bin_id={opened}"
+                     f"&start_ms={start}")
+    assert all(e["bin_id"] == opened for e in found)
+    assert page.locator("#emptyings li").count() == len(found)
+    assert page.locator("svg.chart line.emptying").count() == len(found)
     page.screenshot(path=artifacts / "bin.png", full_page=True)
 
 

@@ -56,6 +56,6 @@ export const api = {
   markStop: (mid, id, truck, index, done) =>
     call("POST", `${m(mid)}/plans/${e(id)}/trucks/${e(truck)}/stops/${index}/${done ? "done" : "undone"}`),
   forecast: (mid, bin) => call("GET", `${m(mid)}/bins/${e(bin)}/forecast`),
-  emptyings: (mid, fromMs, toMs) =>
-    call("GET", `${m(mid)}/emptyings`, { query: { start_ms: fromMs, end_ms: toMs } }),
+  emptyings: (mid, fromMs, toMs, bin = null) =>
+    call("GET", `${m(mid)}/emptyings`, { query: { start_ms: fromMs, end_ms: toMs, bin_id: bin } }),
 };

@@ -8,16 +8,6 @@ import { h, state } from "../main.js";
 
 const DAY = 86400e3;
 
-// Emptyings when the server does not list them: a fall of at least 30 points between
-// consecutive readings (the forecaster's detection is finer; this only marks the chart).
-export function detectEmptyings(points, drop = 30) {
-  const out = [];
-  for (let i = 1; i < points.length; i++) {
-    if (points[i - 1].v - points[i].v >= drop) out.push(points[i].t);
-  }
-  return out;
-}
-
 function historyPoints(raw) {
   return list(raw, "readings", "points", "history")
     .map((r) => ({ t: r.time_ms ?? r.ts_ms, v: r.fill_pct }))
@@ -48,15 +38,14 @@ async function forecastBand(binId, lastPoint) {
 export async function binView(main, [binId, daysArg]) {
   const days = Number(daysArg) || 14;
   const now = Date.now();
-  const [all, states, raw, siteMap] = await Promise.all([
+  const [all, states, raw, siteMap, found] = await Promise.all([
     loadBins(), latest(), api.history(state.municipality, binId, now - days * DAY, now), loadSites(),
+    api.emptyings(state.municipality, now - days * DAY, now, binId),
   ]);
   const bin = all.find((b) => b.id === binId);
   if (!bin) throw new Error(`${t("bin.title")} ${binId}?`);
   const points = historyPoints(raw);
-  const emptyings = list(raw?.emptyings ?? []).length
-    ? raw.emptyings.map((e) => e.ts_ms ?? e)
-    : detectEmptyings(points);
+  const emptyings = list(found, "emptyings").map((e) => e.time_ms);
   const band = await forecastBand(binId, points[points.length - 1]);
   const st = states.get(binId) || {};
   const fmtDay = (ms) => new Date(ms).toLocaleDateString(language() === "da" ? "da-DK" : "en-GB", { day: "numeric", month: "short" });
