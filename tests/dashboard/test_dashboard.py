@@ -96,6 +96,12 @@ def test_clicking_a_bin_opens_its_history(page_as, city, artifacts):
     assert all(e["bin_id"] == opened for e in found)
     assert page.locator("#emptyings li").count() == len(found)
     assert page.locator("svg.chart line.emptying").count() == len(found)
+    forecast = city.api("GET", f"/api/v1/municipalities/{M}/bins/{opened}/forecast")
+    if forecast["level_pct"] is not None:  # a bin with readings has a band ahead
+        assert len(forecast["points"]) == 25  # 48 h every 2 h
+        page.wait_for_selector("svg.chart polygon.band", timeout=TIMEOUT)
+        assert len(page.locator("svg.chart polyline.forecast").get_attribute("points").split()) \
+            == len([p for p in forecast["points"] if p["fill_pct"] is not None])
     page.screenshot(path=artifacts / "bin.png", full_page=True)
 
 

@@ -16,12 +16,13 @@ function historyPoints(raw) {
 }
 
 async function forecastBand(binId, lastPoint) {
-  // The server's forecast for the bin when it has one; else tomorrow's plan's figure for it.
+  // The forecaster's band for the next two days; tomorrow's plan's figure when it has none.
   try {
     const f = await api.forecast(state.municipality, binId);
     const pts = list(f, "points", "band");
     if (pts.length) {
-      return pts.map((p) => ({ t: p.ts_ms ?? p.at_ms, mid: p.fill_pct ?? p.expected_pct, lo: p.lo_pct, hi: p.hi_pct }));
+      return pts.map((p) => ({ t: p.ts_ms, mid: p.fill_pct, lo: p.lo_pct, hi: p.hi_pct }))
+        .filter((p) => p.mid !== null && p.lo !== null && p.hi !== null);
     }
   } catch (err) {
     if (!(err instanceof ApiError) || err.status >= 500) throw err;
