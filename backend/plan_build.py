@@ -1,28 +1,25 @@
-"""A plan for a day from the registry and the latest readings, in the dashboard's plan document.
+"""A plan for a day from the registry and the forecasts, in the dashboard's plan document.
 
-A stand-in until the planning service (``backend/planning.py``, issue 14: the forecaster,
-risk-based selection and prize-collecting routing) lands, so that the demo and the dashboard's
-tests have real routes: each bin's fill at the plan day is extrapolated from its current fill
-and its recent rate (the median hourly rise over the last two days), with a band that widens
-with the horizon; a bin goes on the plan when it is expected over its full threshold or its
-chance of overflowing before the day after is above ``risk``. The chosen sites are routed by
-the routing core (trucks, compartments, disposal trips, shifts). Bins left out are listed with
-their overflow probability.
+A stand-in until the planning service (``backend/planning.py``, issue 14: risk-based selection
+and prize-collecting routing, ``routing.plan.plan_day``) serves plans, so that the demo and the
+dashboard's tests have real routes. Each bin's level at noon of the plan day, its band and its
+chance of overflowing before the day after come from the forecaster (``backend.forecasts``,
+``routing.forecast``); a bin goes on the plan when it is expected over its full threshold or
+that chance is ``risk`` or more. A stop per site and stream is routed by the routing core
+(trucks and their compartments, disposal trips, shifts). Bins left out are listed with their
+overflow probability.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from smartbins import storage
+from backend.forecasts import CityForecast
 from smartbins.registry import Registry, now_ms
 
 TIMEZONE = zoneinfo.ZoneInfo("Europe/Copenhagen")
@@ -30,46 +27,6 @@ DAY_MS = 86_400_000
 #: The most a bin's sensor can show: an overfull bin with its lid up [%].
 OVERFULL_PCT = 130.0
 HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class BinOutlook:
-    """A bin's fill now [%] at ``at_ms``, and its rate [% per day] (None: unknown)."""
-
-    fill_pct: float
-    at_ms: int
-    rate_pct_day: float | None
-
-
-def rates_query(start_ms: int, end_ms: int) -> str:
-    """Hourly mean fill per device in [start_ms, end_ms)."""
-    return (
-        f"SELECT mean(fill) AS fill FROM {storage.MEASUREMENT} "
-        f"WHERE time >= {storage.time_ms_literal('start_ms', start_ms)} "
-        f"AND time < {storage.time_ms_literal('end_ms', end_ms)} "
-        f"GROUP BY time(3600s), {storage.DEVICE_TAG} fill(none)"
-    )
-
-
-def outlooks(series: list[dict[str, Any]], device_bins: Mapping[str, str]) -> dict[str, BinOutlook]:
-    """Per bin: the newest hourly fill and the median positive hourly rise x 24 (emptyings and
-    noise below zero are left out) from :func:`rates_query`'s answer."""
-    out: dict[str, BinOutlook] = {}
-    for s in series:
-        bin_id = device_bins.get(s["tags"][storage.DEVICE_TAG])
-        vals = [(int(v[0]), float(v[1])) for v in s["values"] if v[1] is not None]
-        if bin_id is None or not vals:
-            continue
-        f = np.array([v for _, v in vals])
-        rises = np.diff(f)
-        rises = rises[rises > 0]
-        rate = float(min(100.0, np.median(rises) * 24)) if rises.size >= 3 else None
-        out[bin_id] = BinOutlook(float(f[-1]), vals[-1][0], rate)
-    return out
-
-
-def _overflow_probability(expected: float, sd: float) -> float:
-    return 0.5 * math.erfc((100.0 - expected) / (sd * math.sqrt(2)))
 
 
 def _local_midnight_ms(date: str) -> int:
@@ -85,7 +42,7 @@ def build_plan(
     reg: Registry,
     municipality_id: str,
     date: str,
-    bins_now: Mapping[str, BinOutlook],
+    city: CityForecast,
     *,
     risk: float = 0.2,
     iterations: int = 200,
@@ -106,33 +63,33 @@ def build_plan(
            WHERE s.municipality_id = ? AND b.retired_ms IS NULL ORDER BY b.id""",
         (municipality_id,),
     )
-    rates = [o.rate_pct_day for o in bins_now.values() if o.rate_pct_day is not None]
-    typical = float(np.median(rates)) if rates else 10.0
     forecast: dict[str, dict[str, Any]] = {}
     chosen: dict[tuple[str, str], list[Any]] = defaultdict(list)
     passed: list[dict[str, Any]] = []
     at = day0 + 12 * HOUR_MS
+    fc = city.forecast
+    at_s = at / 1000
+    # the level a bin can show is bounded (overfull lids, ~130 %); past it the bin overflows
+    mid = np.minimum(fc.expected_level_pct(at_s), OVERFULL_PCT)
+    lo, hi = fc.level_band_pct(at_s)
+    p_next = fc.overflow_probability(at_s + DAY_MS / 1000)  # before the next day's visit
+    pos = {bin_id: i for i, bin_id in enumerate(city.bin_ids)}
     for b in bins:
-        o = bins_now.get(b[0])
-        if o is None:
+        i = pos.get(b[0])
+        if i is None:
             continue
-        rate = o.rate_pct_day if o.rate_pct_day is not None else typical
-        days = max(0.0, (at - o.at_ms) / DAY_MS)
-        # the level a bin can show is bounded (overfull lids, ~130 %); past it the bin overflows
-        # (risk 1), and a sensor that jumps (ghost echo, stuck) must not predict absurd levels
-        unbounded = o.fill_pct + rate * days
-        expected = min(OVERFULL_PCT, unbounded)
-        sd = 4.0 + 0.3 * rate * math.sqrt(days + 1.0)
-        p_next = _overflow_probability(min(1000.0, unbounded + rate), sd)  # by the next visit
+        if not np.isfinite(mid[i]):
+            continue  # no reading ever: nothing to plan on
+        expected, p = float(mid[i]), float(p_next[i])
         forecast[b[0]] = {
             "fill_pct": round(expected, 1),
-            "lo_pct": round(max(0.0, expected - 1.64 * sd), 1),
-            "hi_pct": round(min(OVERFULL_PCT, expected + 1.64 * sd), 1),
-            "overflow_probability": round(p_next, 4),
+            "lo_pct": round(float(np.clip(lo[i], 0.0, OVERFULL_PCT)), 1),
+            "hi_pct": round(float(np.clip(hi[i], 0.0, OVERFULL_PCT)), 1),
+            "overflow_probability": round(p, 4),
             "at_ms": at,
         }
-        row = {"bin": b, "expected": expected, "p": p_next}
-        if expected >= b[7] or p_next >= risk:
+        row = {"bin": b, "expected": expected, "p": p}
+        if expected >= b[7] or p >= risk:
             chosen[(b[1], b[2])].append(row)  # a stop per site and stream: one truck each
         elif expected >= 30:
             passed.append(row)

@@ -2,10 +2,11 @@
 
 Broker, InfluxDB and gateway stay up; the API (with the dashboard) and the alert engine start as
 their own processes (`smartbins api`, `smartbins alerts`, one config file written here as an
-operator would); a plan for tomorrow is built from the stored readings
-(``backend.plan_build``) and stored through the API; the same city's fleet keeps reporting in
-real time through the broker (a reading per device every ``LIVE_INTERVAL_S``). The dashboard's
-address and a planner's token are printed; Ctrl-C (or ``--serve-seconds``) stops it all.
+operator would); a plan for tomorrow is built from the forecaster's outlook of the stored
+readings (``backend.plan_build``) and stored through the API; the same city's fleet keeps
+reporting in real time through the broker (a reading per device every ``LIVE_INTERVAL_S``).
+The dashboard's address and a planner's token are printed; Ctrl-C (or ``--serve-seconds``)
+stops it all.
 """
 
 from __future__ import annotations
@@ -98,17 +99,17 @@ def _areas(reg: Registry) -> None:
 
 
 def _plan(reg: Registry, influx: InfluxDB, url: str, token: str) -> dict[str, object]:
-    """Tomorrow's plan from the last two days of stored readings, stored through the API."""
-    from backend.plan_build import build_plan, outlooks, rates_query
+    """Tomorrow's plan from the forecaster's outlook of every bin, stored through the API."""
+    from backend.emptyings import hourly_query
+    from backend.forecasts import HISTORY_DAYS, city_forecast
+    from backend.plan_build import build_plan
     from smartbins.registry import now_ms
 
-    end = now_ms()
-    series = influx.client().query(rates_query(end - 30 * 86_400_000, end))
-    newest = max((int(v[0]) for s in series for v in s["values"]), default=end)
-    series = influx.client().query(rates_query(newest - 2 * 86_400_000, newest + 1))
-    links = {d.id: link.bin_id for d in reg.devices() if (link := reg.current_link(d.id))}
+    now = now_ms()
+    series = influx.client().query(hourly_query(now - HISTORY_DAYS * 86_400_000, now))
+    forecast = city_forecast(reg, series, MUNICIPALITY, now)
     date = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    plan = build_plan(reg, MUNICIPALITY, date, outlooks(series, links), iterations=200)
+    plan = build_plan(reg, MUNICIPALITY, date, forecast, iterations=200)
     req = urllib.request.Request(
         f"{url}/api/v1/municipalities/{MUNICIPALITY}/plans",
         data=json.dumps(plan).encode(),

@@ -118,7 +118,9 @@ def build(
             log(f"{what} in {now - t_step[0]:.1f} s")
             t_step[0] = now
 
-    from backend.plan_build import build_plan, outlooks, rates_query
+    from backend.emptyings import hourly_query
+    from backend.forecasts import HISTORY_DAYS, city_forecast
+    from backend.plan_build import build_plan
     from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
     from simulator.world import WorldOptions, start_for
@@ -170,20 +172,14 @@ def build(
         for role in ROLES:
             city.tokens[role] = tokens.create(reg, f"test {role}", role, [MUNICIPALITY])[1]
 
-        # tomorrow's plan: outlooks from the last two days of readings, routed by the core
+        # tomorrow's plan: the forecaster's outlook for every bin, routed by the core
         day_plan = None
         if plan:
-            newest = max(r.ts_ms for per in store.stored.values() for r in per.values() if r)
-            device_bins = {
-                d: link.bin_id
-                for d in (dev.id for dev in reg.devices())
-                if (link := reg.current_link(d)) is not None
-            }
-            series = admin.query(rates_query(newest - 2 * 86_400_000, newest + 1))
-            day_plan = build_plan(
-                reg, MUNICIPALITY, tomorrow(), outlooks(series, device_bins),
-                iterations=plan_iterations,
-            )
+            now = int(time.time() * 1000)
+            series = admin.query(hourly_query(now - HISTORY_DAYS * 86_400_000, now))
+            forecast = city_forecast(reg, series, MUNICIPALITY, now)
+            day_plan = build_plan(reg, MUNICIPALITY, tomorrow(), forecast,
+                                  iterations=plan_iterations)
             step(f"tomorrow's plan built ({len(day_plan['trucks'])} routes)")
         reg.close()
 
