@@ -117,6 +117,9 @@ def test_plan_lists_every_truck_with_its_route_and_stops(page_as, city, artifact
         row = rows.nth(i)
         assert row.get_attribute("data-truck") == truck["truck_id"]
         assert row.locator("td.stops").inner_text() == str(len(bin_stops(truck)))
+    assert "null" not in page.locator("main").inner_text()
+    skipped = page.locator("#plan-skipped tbody tr")
+    assert skipped.count() == len(city.plan["skipped"])
     page.screenshot(path=artifacts / "plan.png", full_page=True)
     for truck in trucks:
         open_view(page, city, f"sheet/{city.plan_id}/{truck['truck_id']}")

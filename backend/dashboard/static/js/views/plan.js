@@ -41,7 +41,7 @@ export async function planView(main, [dateArg]) {
   });
   const skipped = plans.flatMap((p) => p.skipped || []).sort((a, b) => (b.overflow_probability ?? 0) - (a.overflow_probability ?? 0));
   const violations = plans.flatMap((p) => p.violations || []);
-  main.replaceChildren(
+  main.replaceChildren(...[
     head,
     violations.length ? h("div", { class: "panel error", role: "alert" }, `${t("plan.violations")}: ${violations.join("; ")}`) : null,
     h("div", { class: "panel scroll" }, h("table", { id: "plan-trucks" },
@@ -56,7 +56,8 @@ export async function planView(main, [dateArg]) {
           h("td", {}, h("a", { href: `#/bin/${encodeURIComponent(s.bin_id)}` }, s.bin_id)),
           h("td", {}, streamName(s.stream)),
           h("td", { class: "num" }, `${number(s.expected_fill_pct)} %`),
-          h("td", { class: "num" }, `${number(100 * (s.overflow_probability ?? 0), 1)} %`))))) : null));
+          h("td", { class: "num" }, `${number(100 * (s.overflow_probability ?? 0), 1)} %`))))) : null),
+  ].filter(Boolean));
 
   const map = new CanvasMap(wrap, { tileUrl: state.config.tile_url });
   const stopsAsBins = routes.flatMap(({ truck }, i) => (truck.stops || []).filter((s) => s.kind === "bin").map((s) => ({
