@@ -64,14 +64,28 @@ def build_registry(path: Path, n_bins: int, t0: int) -> list[str]:
 
 
 def write_readings(db: InfluxDB, devices: list[str], t0: int, hours: int) -> float:
-    """Line protocol built directly (the gateway's format, storage.reading_point's fields):
-    4 million points through storage.to_line would take minutes of Python."""
-    client = db.client()
+    """Two writer threads, each for half the devices. Line protocol built directly (the
+    gateway's format, storage.reading_point's fields): 4 million points through
+    storage.to_line would take minutes of Python."""
     started = time.perf_counter()
+    half = len(devices) // 2
+    threads = [
+        threading.Thread(target=_write, args=(db, list(enumerate(devices))[a:b], t0, hours))
+        for a, b in ((0, half), (half, len(devices)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def _write(db: InfluxDB, devices: list[tuple[int, str]], t0: int, hours: int) -> None:
+    client = db.client()
     batch: list[str] = []
     for h in range(hours):
         ts = t0 + h * HOUR_MS
-        for i, dev in enumerate(devices):
+        for i, dev in devices:
             fill = float((h * 7 + i) % 100)
             batch.append(
                 f"reading,device={dev} seq={float(h)},boot=1.0,mm={float(1000 - fill * 8)},"
@@ -84,7 +98,6 @@ def write_readings(db: InfluxDB, devices: list[str], t0: int, hours: int) -> flo
     if batch:
         client.write_lines(batch)
     client.close()
-    return time.perf_counter() - started
 
 
 class Http:
@@ -192,7 +205,9 @@ def main() -> int:
             return "/query?" + urllib.parse.urlencode({"db": db.database, "q": q, "epoch": "ms"})
 
         def influx_latest(rng: random.Random) -> str:
-            return influx(storage.latest_query())
+            # As the API's cache loads it: every device's newest reading of the last 2 hours
+            # (over all 30 days, InfluxDB 1.6 takes tens of seconds).
+            return influx(storage.latest_query(end - 2 * HOUR_MS))
 
         def influx_history(rng: random.Random) -> str:
             d = devices[rng.randrange(args.bins)]
@@ -216,8 +231,8 @@ def main() -> int:
                   f"{pct(b, 99):>11.1f}ms {len(a):>5}/{len(b)}")
         ok = all(pct(a, 99) < 100 for _, a, _ in rows)
         print(f"\ntarget p99 < 100 ms for both: {'met' if ok else 'NOT met'}")
-        print("(InfluxDB's latest-state query is the uncached way to the same answer; the API "
-              "serves it from a cache fed incrementally.)")
+        print("(InfluxDB's latest-state query is the uncached way to the same answer, over the "
+              "last 2 hours; the API serves it from a cache fed incrementally.)")
         return 0
     finally:
         if api is not None:

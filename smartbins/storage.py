@@ -186,6 +186,11 @@ def latest_query(since_ms: int | None = None) -> str:
     return f"SELECT * FROM {MEASUREMENT}{where} GROUP BY {DEVICE_TAG} ORDER BY time DESC LIMIT 1"
 
 
+def devices_query() -> str:
+    """Every device that has readings (from InfluxDB's index: no scan of the points)."""
+    return f'SHOW TAG VALUES FROM {MEASUREMENT} WITH KEY = "{DEVICE_TAG}"'
+
+
 #: Aggregates of a downsampled history: mean levels, the lowest battery, the largest tilt.
 _HISTORY_AGGREGATES = (
     "mean(fill) AS fill, mean(temp) AS temp, min(bat) AS bat, mean(rssi) AS rssi, "

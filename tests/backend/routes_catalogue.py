@@ -94,6 +94,10 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
     ("POST", "/municipalities/{municipality_id}/tokens"): lambda ids: {
         "name": "new", "role": "viewer"},
     ("DELETE", "/municipalities/{municipality_id}/tokens/{token_id}"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/users"): lambda ids: {
+        "id": _u("user"), "name": "Ny Bruger", "role": "viewer"},
+    ("PATCH", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: {"name": "x"},
+    ("DELETE", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/acknowledge"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/resolve"): lambda ids: None,
 }
@@ -104,6 +108,9 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("PATCH", "/municipalities/{municipality_id}"): "admin",
     ("POST", "/municipalities/{municipality_id}/tokens"): "admin",
     ("DELETE", "/municipalities/{municipality_id}/tokens/{token_id}"): "admin",
+    **{
+        (m, p): "admin" for (m, p) in BODIES if "/users" in p
+    },
     **{
         (m, p): "technician"
         for (m, p) in BODIES
