@@ -12,11 +12,22 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from smartbins.cli import alerts, api, config, demo, device, flash, gateway, simulate, token
+from smartbins.cli import (
+    alerts,
+    api,
+    config,
+    demo,
+    device,
+    evaluate,
+    flash,
+    gateway,
+    simulate,
+    token,
+)
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, device, flash, gateway, api, alerts, token, config)
+COMMANDS = (demo, simulate, evaluate, device, flash, gateway, api, alerts, token, config)
 
 
 def _version() -> str:
