@@ -223,7 +223,9 @@ def main() -> int:
             base = run_clients(c, influx_n, lambda: Http(db.http_port, influx_auth), influx_path)
             rows.append((name, api_times, base))
         body_kb = len(_get(port, state_path, auth)) / 1024
-        print(f"\n{c} concurrent clients; {args.bins} bins; state answer {body_kb:,.0f} KiB\n")
+        load = os.getloadavg()
+        print(f"\n{c} concurrent clients; {args.bins} bins; state answer {body_kb:,.0f} KiB; "
+              f"load average {load[0]:.1f} on {os.cpu_count()} CPUs (others' work included)\n")
         print(f"{'question':<28} {'API p50':>9} {'API p99':>9} {'InfluxDB p50':>13} "
               f"{'InfluxDB p99':>13} {'requests':>9}")
         for name, a, b in rows:
