@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings  # noqa: E402
 from smartbins import settings as sm  # noqa: E402
 from smartbins import storage, tokens  # noqa: E402
+from smartbins.influx import InfluxClient, InfluxError  # noqa: E402
 from smartbins.registry import Registry  # noqa: E402
 from smartbins.servers import InfluxDB, free_port, temp_workdir, wait_until  # noqa: E402
 
@@ -69,19 +70,43 @@ def write_readings(db: InfluxDB, devices: list[str], t0: int, hours: int) -> flo
     storage.to_line would take minutes of Python."""
     started = time.perf_counter()
     half = len(devices) // 2
+    errors: list[BaseException] = []
+
+    def write(part: list[tuple[int, str]]) -> None:
+        try:
+            _write(db, part, t0, hours)
+        except BaseException as e:
+            errors.append(e)
+
     threads = [
-        threading.Thread(target=_write, args=(db, list(enumerate(devices))[a:b], t0, hours))
+        threading.Thread(target=write, args=(list(enumerate(devices))[a:b],))
         for a, b in ((0, half), (half, len(devices)))
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise errors[0]
     return time.perf_counter() - started
 
 
+def _send(client: InfluxClient, batch: list[str]) -> None:
+    """A batch, retried while InfluxDB is busy (a compaction on a loaded machine can hold a
+    write for longer than any sensible timeout)."""
+    for attempt in range(10):
+        try:
+            client.write_lines(batch)
+            return
+        except InfluxError as e:
+            if not e.retryable or attempt == 9:
+                raise
+            time.sleep(2)
+
+
 def _write(db: InfluxDB, devices: list[tuple[int, str]], t0: int, hours: int) -> None:
-    client = db.client()
+    client = InfluxClient(db.url, db.database, username=db.username, password=db.password,
+                          timeout=120)
     batch: list[str] = []
     for h in range(hours):
         ts = t0 + h * HOUR_MS
@@ -93,10 +118,10 @@ def _write(db: InfluxDB, devices: list[tuple[int, str]], t0: int, hours: int) ->
                 f'interval=3600.0,cal=1.0,flags=0.0,fw="1.0.0" {ts}'
             )
             if len(batch) == 20_000:
-                client.write_lines(batch)
+                _send(client, batch)
                 batch = []
     if batch:
-        client.write_lines(batch)
+        _send(client, batch)
     client.close()
 
 
