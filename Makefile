@@ -57,6 +57,7 @@ bench: system venv
 	$(BIN)/python bench/gateway_chaos.py
 	$(BIN)/python bench/simulator_scale.py
 	$(BIN)/python bench/firmware_wake.py
+	$(BIN)/python bench/api_latency.py
 	$(BIN)/python bench/dashboard_load.py
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.

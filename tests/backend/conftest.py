@@ -203,7 +203,9 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
     tok, world.tokens["revoked"] = tokens.create(reg, "revoked admin", "admin", ["0101"])
     tokens.revoke(reg, tok.id)
     for tag, m in (("a", "0101"), ("b", "0147")):
-        spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m])
+        tokens.add_user(reg, m, f"{tag}-user-1", f"Bruger {tag.upper()}", "planner")
+        ids[tag]["user_id"] = f"{tag}-user-1"
+        spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m], user_id=f"{tag}-user-1")
         ids[tag]["token_id"] = spare.id
         alert_id = alerts.open_alert(reg, m, ids[tag]["device_id"], ids[tag]["bin_id"], "full",
                                      "fill 95 %", now_ms(), (), now_ms())

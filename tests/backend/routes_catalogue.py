@@ -101,6 +101,10 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
              "/done"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/plans/{plan_id}/trucks/{truck_id}/stops/{index}"
              "/undone"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/users"): lambda ids: {
+        "id": _u("user"), "name": "Ny Bruger", "role": "viewer"},
+    ("PATCH", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: {"name": "x"},
+    ("DELETE", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/acknowledge"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/resolve"): lambda ids: None,
 }
@@ -111,6 +115,9 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("PATCH", "/municipalities/{municipality_id}"): "admin",
     ("POST", "/municipalities/{municipality_id}/tokens"): "admin",
     ("DELETE", "/municipalities/{municipality_id}/tokens/{token_id}"): "admin",
+    **{
+        (m, p): "admin" for (m, p) in BODIES if "/users" in p
+    },
     **{
         (m, p): "technician"
         for (m, p) in BODIES
