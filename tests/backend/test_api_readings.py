@@ -119,7 +119,8 @@ def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
 def test_first_load_looks_back_until_every_device_is_found(fresh_world: World) -> None:
     w = fresh_world
     c = w.influx.client(w.database)
-    c.write_lines(readings_lines("long-silent", w.now_ms - 10 * 24 * HOUR_MS, 1, 30.0))
+    c.write_lines(readings_lines("long-silent", w.now_ms - 10 * 24 * HOUR_MS, 1, 30.0),
+                  precision=storage.PRECISION)
     c.close()
     fresh = readings.Readings(w.client.app.state.readings._make_client, 2.0)
     fresh.load()
