@@ -35,7 +35,7 @@ CHROMIUM = "/usr/bin/chromium"
 TARGET_S = 2.0
 
 
-def load_once(browser, city: dash_city.City) -> dict[str, object]:
+def load_once(browser, city: dash_city.City, screenshot: str | None = None) -> dict[str, object]:
     ctx = browser.new_context(viewport={"width": 1280, "height": 860})
     ctx.add_init_script(f"localStorage.setItem('smartbins.token', {city.tokens['planner']!r})")
     page = ctx.new_page()
@@ -53,6 +53,8 @@ def load_once(browser, city: dash_city.City) -> dict[str, object]:
                   bins: Number(document.querySelector('#map canvas').dataset.drawn)};
         }"""
     )
+    if screenshot:
+        page.screenshot(path=screenshot)
     ctx.close()
     return t
 
@@ -75,6 +77,7 @@ def main() -> int:
     ap.add_argument("--bins", type=int, default=5700, help="bins in the city (default 5700)")
     ap.add_argument("--loads", type=int, default=5, help="first loads measured (default 5)")
     ap.add_argument("--days", type=float, default=0.5, help="simulated days of readings")
+    ap.add_argument("--screenshot", metavar="PNG", help="save the last load's map here")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -93,7 +96,8 @@ def main() -> int:
                 args=["--no-sandbox"] if os.geteuid() == 0 else [],
             )
             load_once(browser, city)  # warm the server's caches and the browser process
-            runs = [load_once(browser, city) for _ in range(args.loads)]
+            runs = [load_once(browser, city, args.screenshot if i == args.loads - 1 else None)
+                    for i in range(args.loads)]
             browser.close()
         paths = sorted({
             a["name"] + ("?date=" + dash_city.tomorrow() if a["name"].endswith("/plans") else "")

@@ -201,11 +201,16 @@ export class CanvasMap {
       g.arc(x, y, r, 0, 2 * Math.PI);
     }
     g.fill();
+  }
+
+  drawLabels(g) {
+    // area names over the bins, with a halo so they read on a crowded map
     g.font = "600 13px system-ui, sans-serif";
     g.textAlign = "center";
-    g.lineWidth = 3;
-    g.strokeStyle = "#f4f1ea";
-    g.fillStyle = "#7d8a83";
+    g.lineWidth = 4;
+    g.lineJoin = "round";
+    g.strokeStyle = "#ffffffd0";
+    g.fillStyle = "#4d5a53";
     for (const a of this.areas) {
       const [x, y] = this.toScreen(a.x, a.y);
       g.strokeText(a.name, x, y);
@@ -306,6 +311,7 @@ export class CanvasMap {
       g.fill(); g.stroke();
     }
 
+    this.drawLabels(g);
     for (const p of this.places) {
       const [x, y] = this.toScreen(p.x, p.y);
       g.fillStyle = p.kind === "depot" ? "#1d2520" : "#5b3a8e";
