@@ -204,7 +204,7 @@ export class CanvasMap {
   }
 
   drawLabels(g) {
-    // area names over the bins, with a halo so they read on a crowded map
+    // area names with a halo so they read over routes and the footprint
     g.font = "600 13px system-ui, sans-serif";
     g.textAlign = "center";
     g.lineWidth = 4;
@@ -286,6 +286,7 @@ export class CanvasMap {
     }
     g.globalAlpha = 1;
 
+    this.drawLabels(g); // under the bins: the bins are what the map is for
     // bins, one path per colour (thousands of bins cost a handful of fill calls)
     // fewer bins, bigger dots; zooming in grows them too
     const base = this.bins.length < 300 ? 4.5 : this.bins.length < 2000 ? 3.5 : 2.5;
@@ -311,7 +312,6 @@ export class CanvasMap {
       g.fill(); g.stroke();
     }
 
-    this.drawLabels(g);
     for (const p of this.places) {
       const [x, y] = this.toScreen(p.x, p.y);
       g.fillStyle = p.kind === "depot" ? "#1d2520" : "#5b3a8e";
