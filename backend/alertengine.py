@@ -157,11 +157,31 @@ class AlertEngine:
 
     # --------------------------------------------------------------- running
 
+    def seed(self, reg: Registry) -> None:
+        """Devices known only from InfluxDB (silent since before the engine first ran)."""
+        from backend.app import influx_factory
+        from smartbins import storage
+
+        try:
+            client = influx_factory(self.settings)()
+            series = client.query(storage.latest_query())
+            client.close()
+        except Exception as e:  # optional: without it, devices are learnt live
+            log.warning("could not read the devices' newest readings from InfluxDB: %s", e)
+            return
+        latest = {}
+        for s in series:
+            row = dict(zip(s["columns"], s["values"][0], strict=True))
+            latest[s["tags"][storage.DEVICE_TAG]] = (int(row["time"]),
+                                                     int(row.get("interval") or 3600))
+        log.info("learnt %d devices from InfluxDB", alerts.seed_devices(reg, latest))
+
     def run(self) -> None:
         a = self.a
         self.client.connect_async(a.mqtt_host, a.mqtt_port, keepalive=30)
         self.client.loop_start()
         reg = Registry(self.settings.registry.path)
+        self.seed(reg)
         next_check = 0.0
         try:
             while not self.stop_event.is_set():

@@ -245,6 +245,20 @@ def _clear(reg: Registry, device_id: str, kind: str, at_ms: int) -> None:
         set_state(reg, a.id, "resolved", "engine", "condition cleared", at_ms)
 
 
+def seed_devices(reg: Registry, latest: dict[str, tuple[int, int]]) -> int:
+    """Learn devices the engine has not seen from their newest stored reading (time, interval),
+    so that a device that fell silent before the engine first ran is still found offline."""
+    rows = [(d, t, i) for d, (t, i) in latest.items()]
+    with reg.transaction():
+        before = reg.db.total_changes
+        reg.db.executemany(
+            "INSERT OR IGNORE INTO alert_devices (device_id, last_ts_ms, interval_s)"
+            " VALUES (?, ?, ?)",
+            rows,
+        )
+        return reg.db.total_changes - before
+
+
 def check_offline(reg: Registry, channels: Sequence[str], at_ms: int) -> list[int]:
     """Open an offline alert for each active device silent for OFFLINE_INTERVALS intervals."""
     opened = []

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from backend import dashboard
 from backend import settings as settings_mod
 from backend.metrics import Metrics, MetricsMiddleware
 from backend.readings import Readings
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    dashboard.install(app, settings.dashboard, API_PREFIX)
     _errors(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -210,6 +210,20 @@ MIGRATIONS: tuple[str, ...] = (
         for table in ("bins", "sites", "device_bins")
         for op in ("INSERT", "UPDATE", "DELETE")
     ),
+    # 7: users of a municipality (a name and the highest role their tokens may have); a token
+    # may name the user it was issued to. Disabling a user revokes their tokens.
+    """
+    CREATE TABLE users (
+        id              TEXT PRIMARY KEY,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        name            TEXT NOT NULL,
+        role            TEXT NOT NULL CHECK (role IN ('viewer', 'technician', 'planner', 'admin')),
+        created_ms      INTEGER NOT NULL,
+        disabled_ms     INTEGER
+    );
+    CREATE INDEX users_municipality ON users(municipality_id);
+    ALTER TABLE tokens ADD COLUMN user_id TEXT REFERENCES users(id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend import alerts
+from backend import alerts, plan_store
 from backend.app import create_app
 from backend.settings import DevicesSettings, InfluxSettings, RegistrySettings, Settings
 from smartbins import assets, provisioning, storage, tokens
@@ -94,8 +94,17 @@ def make_municipality(
         ],
         at_ms=t0,
     )
+    # a stored plan (backend/plan_store.py): the plan routes' path ids
+    plan = plan_store.save(reg, {
+        "municipality_id": m, "date": "2026-12-03", "stream": None, "skipped": [],
+        "forecast": {}, "trucks": [{
+            "truck_id": f"{tag}-truck-1", "km": 1.0, "duration_s": 60, "stops": [{
+                "index": 0, "kind": "bin", "site_id": f"{tag}-site-1", "lat": 55.68,
+                "lon": 12.57, "bins": [{"bin_id": f"{tag}-bin-1", "stream": "residual"}]}]}]})
     return {
         "municipality_id": m,
+        "plan_id": plan["id"],
+        "index": "0",
         "site_id": f"{tag}-site-1",
         "depot_id": f"{tag}-depot-1",
         "disposal_site_id": f"{tag}-disposal-1",
@@ -194,7 +203,9 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
     tok, world.tokens["revoked"] = tokens.create(reg, "revoked admin", "admin", ["0101"])
     tokens.revoke(reg, tok.id)
     for tag, m in (("a", "0101"), ("b", "0147")):
-        spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m])
+        tokens.add_user(reg, m, f"{tag}-user-1", f"Bruger {tag.upper()}", "planner")
+        ids[tag]["user_id"] = f"{tag}-user-1"
+        spare, _ = tokens.create(reg, f"{tag} spare", "viewer", [m], user_id=f"{tag}-user-1")
         ids[tag]["token_id"] = spare.id
         alert_id = alerts.open_alert(reg, m, ids[tag]["device_id"], ids[tag]["bin_id"], "full",
                                      "fill 95 %", now_ms(), (), now_ms())
