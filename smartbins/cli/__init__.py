@@ -12,11 +12,11 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from smartbins.cli import api, config, demo, device, flash, gateway, simulate, token
+from smartbins.cli import api, config, demo, device, evaluate, flash, gateway, plan, simulate, token
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, device, flash, gateway, api, token, config)
+COMMANDS = (demo, simulate, evaluate, plan, device, flash, gateway, api, token, config)
 
 
 def _version() -> str:
