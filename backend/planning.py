@@ -277,7 +277,7 @@ def plan(
     }
     if dp is not None:
         _routes_into(doc, reg, dp, fl, [bins[i] for i in usable], level[usable], shift0)
-    planned = {s["bins"][0]["bin_id"] for t in doc["trucks"] for s in t["stops"] if s["bins"]}
+    planned = {b["bin_id"] for t in doc["trucks"] for s in t["stops"] for b in s["bins"]}
     for i, b in enumerate(bins):
         if b.id in planned:
             continue
@@ -349,7 +349,7 @@ def _routes_into(
                 stops.append({
                     "index": len(stops), "kind": "disposal", "disposal_site_id": d.id,
                     "name": d.name, "address": d.name, "lat": d.lat, "lon": d.lon,
-                    "eta_ms": eta,
+                    "eta_ms": eta, "bins": [],
                     "streams": sorted(set(d.streams) & {c.stream for c in t.compartments}),
                 })
         doc["trucks"].append({
