@@ -289,7 +289,7 @@ def plan(
             reason, risk = "not needed before the next opportunity", float(p_next[i])
         doc["skipped"].append(_skip(reg, b, level[i] if known[i] else None, risk, reason))
     doc["skipped"].sort(key=lambda s: (-s["overflow_probability"], s["bin_id"]))
-    doc["planning_s"] = round(time.perf_counter() - t0, 3)
+    doc["source"] += f", planned in {time.perf_counter() - t0:.1f} s"
     return doc
 
 
@@ -341,7 +341,6 @@ def _routes_into(
                     "lat": b.lat, "lon": b.lon, "eta_ms": eta,
                     "bins": [{"bin_id": b.id, "stream": b.stream, "volume_l": b.volume_l,
                               "expected_fill_pct": round(float(level[k]), 1)}],
-                    "required": bool(dp.required[k]),
                     "done_ms": None, "done_by": None,
                 })
             elif loc >= nd + ns:
@@ -354,7 +353,6 @@ def _routes_into(
                 })
         doc["trucks"].append({
             "truck_id": t.id, "name": t.name or t.id, "depot_id": t.depot_id,
-            "fuel": t.fuel,
             "start_ms": int((shift0 + route.start_s) * 1000),
             "end_ms": int((shift0 + route.end_s) * 1000),
             "km": round(route.distance / 1000, 2), "duration_s": round(route.duration_s),

@@ -78,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
     km = sum(t["km"] for t in doc["trucks"])
     print(f"plan {doc.get('id', '(not stored)')}: {bins} bins on {len(doc['trucks'])} trucks, "
           f"{km:.1f} km; {len(doc['skipped'])} bins left for later (highest accepted risk "
-          f"{max([s['overflow_probability'] for s in doc['skipped']], default=0):.1%}); "
-          f"planned in {doc['planning_s']:.1f} s")
+          f"{max([s['overflow_probability'] for s in doc['skipped']], default=0):.1%})")
     for t in doc["trucks"]:
         print(f"  {t['truck_id']}: {len(t['stops'])} stops, {t['km']:.1f} km, "
               f"{t['duration_s'] / 3600:.1f} h; route sheet {out / ('route-' + t['truck_id'])}"
