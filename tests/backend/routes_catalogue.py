@@ -101,6 +101,8 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
              "/done"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/plans/{plan_id}/trucks/{truck_id}/stops/{index}"
              "/undone"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/plans/generate"): lambda ids: {
+        "date": "2026-12-07", "time_limit_s": 0.5},
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/acknowledge"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/resolve"): lambda ids: None,
 }
