@@ -23,6 +23,7 @@ from backend.routes import (
     bins,
     devices,
     fleet,
+    forecasts,
     health,
     municipalities,
     opendata,
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.readings = readings
     app.state.metrics = Metrics()
-    for r in (municipalities, sites, bins, devices, fleet, alerts, tokens):
+    for r in (municipalities, sites, bins, devices, fleet, alerts, forecasts, tokens):
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)
     app.include_router(health.router)

@@ -1,91 +1,110 @@
-"""Fill forecasts for the API, by the forecaster of issue 14 (``routing.forecast``): every bin
-of a municipality at once, from each device's hourly mean fill over the last ``HISTORY_DAYS``,
-pooled by site, area and stream; a bin's readings are those of the device on it now."""
+"""Forecasts for the API: every bin's expected level, band, time to full and overflow risk,
+computed by the routing core's forecaster from the municipality's readings (backend.planning's
+``forecast_bins``) and kept for ``ttl_s`` per municipality and stream, since one fit reads
+weeks of readings."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from routing.forecast import BinForecast, Forecaster
-from routing.plan_params import ForecastParams
-from smartbins import storage
-from smartbins.registry import Registry
-
-HISTORY_DAYS = 28
+from backend.planning import Query, forecast_bins
+from routing.forecast import BinForecast
+from smartbins import assets
+from smartbins.registry import Bin, Registry
 
 
 @dataclass(frozen=True)
-class CityForecast:
-    bin_ids: list[str]
+class Snapshot:
+    bins: list[Bin]
     forecast: BinForecast
-
-    def index(self, bin_id: str) -> int:
-        return self.bin_ids.index(bin_id)
-
-
-def _codes(values: list[str]) -> np.ndarray:
-    table = {v: i for i, v in enumerate(sorted(set(values)))}
-    return np.array([table[v] for v in values], dtype=np.int64)
+    readings: np.ndarray  #: readings each bin had
+    at_s: int
 
 
-def city_forecast(
-    reg: Registry, series: list[dict[str, Any]], municipality_id: str, at_ms: int
-) -> CityForecast:
-    """Forecasts at ``at_ms`` for every bin of the municipality, from the answer to
-    ``backend.emptyings.hourly_query`` over the last ``HISTORY_DAYS``."""
-    bins = [b for b in reg.bins() if b.municipality_id == municipality_id]
-    index = {b.id: i for i, b in enumerate(bins)}
-    on = {}
-    for d in reg.devices():
-        link = reg.current_link(d.id)
-        if link is not None and link.bin_id in index:
-            on[d.id] = index[link.bin_id]
-    idx: list[int] = []
-    t_s: list[float] = []
-    fill: list[float] = []
-    for s in series:
-        i = on.get(s["tags"][storage.DEVICE_TAG])
-        if i is None:
-            continue
-        for time_ms, value in s["values"]:
-            if value is not None:
-                idx.append(i)
-                t_s.append(time_ms / 1000 + 1800)
-                fill.append(value)
-    groups = [_codes([b.site_id for b in bins]), _codes([b.area for b in bins]),
-              _codes([b.stream for b in bins])]
-    params = ForecastParams(**{**ForecastParams().to_dict(), "history_days": HISTORY_DAYS})
-    f = Forecaster(len(bins), params, groups)
-    a = (np.array(idx, dtype=np.int64), np.array(t_s), np.array(fill))
-    f.fit(*a)
-    return CityForecast([b.id for b in bins], f.forecast(*a, at_s=at_ms / 1000))
+class Forecasts:
+    """A per-(municipality, stream) cache of :class:`Snapshot`; thread-safe."""
+
+    def __init__(self, ttl_s: float = 300.0) -> None:
+        self.ttl_s = ttl_s
+        self._cache: dict[tuple[str, str | None], tuple[float, Snapshot]] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(
+        self, reg: Registry, query: Query, municipality_id: str, stream: str | None = None
+    ) -> Snapshot:
+        key = (municipality_id, stream)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        bins = assets.bins(reg, municipality_id, stream=stream)
+        at = int(time.time())
+        if bins:
+            fc, counts = forecast_bins(query, reg, bins, at)
+        else:
+            fc, counts = None, np.zeros(0)
+        snap = Snapshot(bins, fc, counts, at)  # type: ignore[arg-type]
+        with self._lock:
+            self._cache[key] = (now, snap)
+        return snap
 
 
-def _num(x: float) -> float | None:
-    return round(float(x), 2) if np.isfinite(x) else None
-
-
-def bin_outlook(cf: CityForecast, bin_id: str, at_ms: int, hours: int, step_h: int = 2
-                ) -> dict[str, Any]:
-    """One bin's expected level and band every ``step_h`` hours for ``hours`` from ``at_ms``."""
-    i = cf.index(bin_id)
-    fc = cf.forecast
-    times = at_ms / 1000 + np.arange(0, hours + 1, step_h) * 3600.0
-    mid = fc.expected_level_pct(times)[i]
-    lo, hi = fc.level_band_pct(times)
-    p = fc.overflow_probability(times[-1])[i]
+def bin_outlook(snap: Snapshot, i: int, until_s: float) -> dict[str, Any] | None:
+    """One bin's forecast as the API serves it (None: no readings to forecast from)."""
+    fc, b = snap.forecast, snap.bins[i]
+    if fc is None or snap.readings[i] == 0 or not np.isfinite(fc.level_pct[i]):
+        return None
+    lo, hi = fc.level_band_pct(float(until_s))
+    full = fc.time_to_level_s(b.full_pct)[i]
     return {
-        "bin_id": bin_id,
-        "at_ms": at_ms,
-        "level_pct": _num(fc.level_pct[i]),
-        "rate_pct_day": _num(fc.rate_pct_day[i]),
-        "band": fc.band,
-        "overflow_probability": _num(p),
-        "points": [
-            {"ts_ms": int(t * 1000), "fill_pct": _num(m), "lo_pct": _num(a), "hi_pct": _num(b)}
-            for t, m, a, b in zip(times, mid, lo[i], hi[i], strict=True)
-        ],
+        "bin_id": b.id,
+        "stream": b.stream,
+        "at_ms": snap.at_s * 1000,
+        "level_pct": round(float(fc.level_pct[i]), 1),
+        "level_sd_pct": round(float(fc.level_sd_pct[i]), 1),
+        "rate_pct_day": round(float(fc.rate_pct_day[i]), 2),
+        "full_pct": b.full_pct,
+        "time_to_full_ms": int(full * 1000) if np.isfinite(full) else None,
+        "until_ms": int(until_s * 1000),
+        "expected_pct_until": round(float(fc.expected_level_pct(float(until_s))[i]), 1),
+        "lo_pct_until": round(float(lo[i]), 1),
+        "hi_pct_until": round(float(hi[i]), 1),
+        "overflow_probability": round(float(fc.overflow_probability(float(until_s))[i]), 4),
+        "readings": int(snap.readings[i]),
     }
+
+
+def bin_points(snap: Snapshot, i: int, hours: int, step_h: int) -> dict[str, Any]:
+    """One bin's expected level and band every ``step_h`` hours for ``hours`` ahead (the bin
+    page's chart), and the probability that it overflows within ``hours``."""
+    fc, b = snap.forecast, snap.bins[i]
+    known = fc is not None and snap.readings[i] > 0 and np.isfinite(fc.level_pct[i])
+    out: dict[str, Any] = {
+        "bin_id": b.id, "at_ms": snap.at_s * 1000, "level_pct": None, "rate_pct_day": None,
+        "band": fc.band if fc is not None else 0.8, "overflow_probability": None,
+        "time_to_full_ms": None, "points": [],
+    }
+    if not known:
+        return out
+    t = snap.at_s + np.arange(0, hours + 1, step_h) * 3600.0
+    mean = fc.expected_level_pct(t)[i]
+    lo, hi = fc.level_band_pct(t)
+    full = fc.time_to_level_s(b.full_pct)[i]
+    out.update(
+        level_pct=round(float(fc.level_pct[i]), 2),
+        rate_pct_day=round(float(fc.rate_pct_day[i]), 2),
+        overflow_probability=round(float(fc.overflow_probability(float(t[-1]))[i]), 4),
+        time_to_full_ms=int(full * 1000) if np.isfinite(full) else None,
+        points=[
+            {"ts_ms": int(tt * 1000), "fill_pct": round(float(m), 2),
+             "lo_pct": round(float(a), 2), "hi_pct": round(float(z), 2)}
+            for tt, m, a, z in zip(t, mean, lo[i], hi[i], strict=True)
+        ],
+    )
+    return out

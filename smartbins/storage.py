@@ -270,3 +270,13 @@ def deadletters_query(since_ms: int) -> str:
         f"SELECT count(detail) AS n FROM {DEADLETTER_MEASUREMENT} "
         f"WHERE time >= {time_ms_literal('since_ms', since_ms)} GROUP BY {DEVICE_TAG}, reason"
     )
+
+
+def fill_history_query(start_ms: int, end_ms: int) -> str:
+    """Every device's fill [%] and flags in [start_ms, end_ms), one series per device, oldest
+    first (what the planning service forecasts from)."""
+    return (
+        f"SELECT fill, flags FROM {MEASUREMENT} "
+        f"WHERE time >= {time_ms_literal('start_ms', start_ms)} "
+        f"AND time < {time_ms_literal('end_ms', end_ms)} GROUP BY {DEVICE_TAG}"
+    )

@@ -92,9 +92,10 @@ def install(
     app: FastAPI, settings: DashboardSettings | None = None, api_prefix: str = "/api/v1"
 ) -> None:
     """Add the dashboard and the API routes it needs beyond the resources' own: who the caller
-    is (``/me``), plans with their stop marks, detected emptyings and a bin's forecast."""
-    from backend.routes import emptyings, forecasts, me, plans
+    is (``/me``), plans with their stop marks, and detected emptyings (forecasts are the API's
+    own: backend/routes/forecasts.py)."""
+    from backend.routes import emptyings, me, plans
 
-    for r in (me, plans, emptyings, forecasts):
+    for r in (me, plans, emptyings):
         app.include_router(r.router, prefix=api_prefix)
     app.include_router(router(settings))

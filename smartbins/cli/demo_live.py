@@ -3,7 +3,7 @@
 Broker, InfluxDB and gateway stay up; the API (with the dashboard) and the alert engine start as
 their own processes (`smartbins api`, `smartbins alerts`, one config file written here as an
 operator would); a plan for tomorrow is built from the forecaster's outlook of the stored
-readings (``backend.plan_build``) and stored through the API; the same city's fleet keeps
+readings (the planning service, through the API's ``plans/generate``); the same city's fleet keeps
 reporting in real time through the broker (a reading per device every ``LIVE_INTERVAL_S``).
 The dashboard's address and a planner's token are printed; Ctrl-C (or ``--serve-seconds``)
 stops it all.
@@ -98,21 +98,13 @@ def _areas(reg: Registry) -> None:
             db.execute("UPDATE bins SET area = ? WHERE site_id = ?", (area, site_id))
 
 
-def _plan(reg: Registry, influx: InfluxDB, url: str, token: str) -> dict[str, object]:
-    """Tomorrow's plan from the forecaster's outlook of every bin, stored through the API."""
-    from backend.emptyings import hourly_query
-    from backend.forecasts import HISTORY_DAYS, city_forecast
-    from backend.plan_build import build_plan
-    from smartbins.registry import now_ms
-
-    now = now_ms()
-    series = influx.client().query(hourly_query(now - HISTORY_DAYS * 86_400_000, now))
-    forecast = city_forecast(reg, series, MUNICIPALITY, now)
+def _plan(url: str, token: str) -> dict[str, object]:
+    """Tomorrow's plan by the planning service (forecast, risk-based selection, routing),
+    made and stored through the API, as a planner would."""
     date = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    plan = build_plan(reg, MUNICIPALITY, date, forecast, iterations=200)
     req = urllib.request.Request(
-        f"{url}/api/v1/municipalities/{MUNICIPALITY}/plans",
-        data=json.dumps(plan).encode(),
+        f"{url}/api/v1/municipalities/{MUNICIPALITY}/plans/generate",
+        data=json.dumps({"date": date, "time_limit_s": 5}).encode(),
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -156,7 +148,7 @@ def serve(
         _, planner = tokens.create(reg, "demo planner", "planner", [MUNICIPALITY])
         _, technician = tokens.create(reg, "demo technician", "technician", [MUNICIPALITY])
         _, viewer = tokens.create(reg, "demo viewer", "viewer", [MUNICIPALITY])
-        plan = _plan(reg, influx, url, planner)
+        plan = _plan(url, planner)
         reg.close()
         trucks = plan["trucks"]
         stops = sum(len([s for s in t["stops"] if s["kind"] == "bin"]) for t in trucks)  # type: ignore[attr-defined,union-attr]

@@ -105,6 +105,8 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
         "id": _u("user"), "name": "Ny Bruger", "role": "viewer"},
     ("PATCH", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: {"name": "x"},
     ("DELETE", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/plans/generate"): lambda ids: {
+        "date": "2026-12-07", "time_limit_s": 0.5},
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/acknowledge"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/resolve"): lambda ids: None,
 }

@@ -118,9 +118,7 @@ def build(
             log(f"{what} in {now - t_step[0]:.1f} s")
             t_step[0] = now
 
-    from backend.emptyings import hourly_query
-    from backend.forecasts import HISTORY_DAYS, city_forecast
-    from backend.plan_build import build_plan
+    from backend.planning import PlanRequest, plan
     from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
     from simulator.world import WorldOptions, start_for
@@ -175,11 +173,9 @@ def build(
         # tomorrow's plan: the forecaster's outlook for every bin, routed by the core
         day_plan = None
         if plan:
-            now = int(time.time() * 1000)
-            series = admin.query(hourly_query(now - HISTORY_DAYS * 86_400_000, now))
-            forecast = city_forecast(reg, series, MUNICIPALITY, now)
-            day_plan = build_plan(reg, MUNICIPALITY, tomorrow(), forecast,
-                                  iterations=plan_iterations)
+            day_plan = plan(reg, admin.query,
+                            PlanRequest(MUNICIPALITY, tomorrow(), iterations=plan_iterations))
+            day_plan.pop("municipality_id")
             step(f"tomorrow's plan built ({len(day_plan['trucks'])} routes)")
         reg.close()
 
