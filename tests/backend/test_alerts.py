@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import World, secret_file
+from api_world import World, secret_file
 
 from backend import alerts
 from backend.alertengine import EVENT_HEADER, SIGNATURE_HEADER, sign

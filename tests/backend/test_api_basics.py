@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import World
+from api_world import World
 
 API = "/api/v1/municipalities"
 

@@ -3,7 +3,7 @@ device-to-bin history and downsampled for long ranges, filters by stream and are
 
 from __future__ import annotations
 
-from conftest import HOUR_MS, World, readings_lines
+from api_world import HOUR_MS, World, readings_lines
 
 from backend import readings
 from smartbins import storage

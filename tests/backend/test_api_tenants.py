@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from conftest import World
+from api_world import World
 from routes_catalogue import PREFIX, WRITE_METHODS, fill, request_kwargs, routes
 
 

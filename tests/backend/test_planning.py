@@ -83,7 +83,7 @@ def city(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterat
             r = p.Reading(device=dev, seq=h, boot=1, ts_ms=ts, fw="1.0.0", interval_s=3600,
                           distance_mm=500, fill_pct=round(fill, 2), battery_mv=3900)
             lines.append(storage.to_line(storage.reading_point(r)))
-    client.write_lines(lines)
+    client.write_lines(lines, precision=storage.PRECISION)
     yield reg, client, tmp
     reg.close()
     client.close()

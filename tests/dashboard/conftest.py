@@ -18,8 +18,7 @@ import dash_city
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("SMARTBINS_ARTIFACTS", REPO / "test-artifacts")) / "dashboard"
+ARTIFACTS = dash_city.ARTIFACTS
 
 
 def launch(playwright: object) -> object:

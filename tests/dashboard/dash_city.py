@@ -25,6 +25,10 @@ from smartbins import storage, tokens
 from smartbins.registry import Registry
 from smartbins.servers import InfluxDB, free_port, temp_workdir, wait_until
 
+#: Where browser tests keep their screenshots (git-ignored).
+_REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("SMARTBINS_ARTIFACTS", _REPO / "test-artifacts")) / "dashboard"
+
 MUNICIPALITY = "0101"
 ROLES = ("viewer", "technician", "planner", "admin")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import kernel_cost
+from kernel_check import kernel_cost
 
 from routing.feasibility import check_routes, simulate_route
 from routing.model import Model, ProblemData
