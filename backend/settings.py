@@ -106,7 +106,7 @@ class AlertSettings:
     username: str = "smartbins.alerts"
     password_env: str = "SMARTBINS_ALERTS_MQTT_PASSWORD"
     password_file: Path | None = None
-    client_id: str = "smartbins-alerts-1"
+    client_id: str = "smartbins.alerts-1"
     topic_prefix: str = "sb/svc/alerts"
     webhook_url: str = ""
     webhook_secret_env: str = "SMARTBINS_ALERTS_WEBHOOK_SECRET"

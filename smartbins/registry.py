@@ -20,6 +20,7 @@ from pathlib import Path
 
 from smartbins.codes import StreamError, parse_stream
 from smartbins.protocol import CONFIG_FIELDS, DeviceConfig, PayloadError, is_device_id
+from smartbins.settings import private_file
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -351,6 +352,8 @@ class Registry:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            private_file(Path(self.path))  # device secrets' history and, later, users: 0600
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")

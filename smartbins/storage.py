@@ -32,7 +32,12 @@ DEVICE_TAG = "device"
 STORED_FLOAT_FIELDS: tuple[FieldSpec, ...] = tuple(
     f for f in READING_FIELDS if f.kind in ("int", "float") and f.attr != "ts_ms"
 )
-PRECISION = "ms"
+#: Points are written in nanoseconds: below the reading's millisecond sit digits from its seq.
+PRECISION = "ns"
+NS_PER_MS = 1_000_000
+#: Field set on a reading whose timestamp is not after that of a lower seq of the same device
+#: (a clock that stood still or went back): stored, never merged, but not to be trusted.
+SUSPECT_TS_FIELD = "ts_suspect"
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,32 @@ class Point:
     measurement: str
     tags: tuple[tuple[str, str], ...]
     fields: tuple[tuple[str, float | str], ...]
-    time_ms: int
+    time_ns: int
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
         """InfluxDB's identity of a point: a second write with the same key overwrites it."""
-        return self.measurement, self.tags, self.time_ms
+        return self.measurement, self.tags, self.time_ns
 
 
-def reading_point(reading: Reading) -> Point:
+def reading_time_ns(reading: Reading) -> int:
+    """The stored time of a reading: its ``ts`` [ms] plus ``seq mod 10^6`` nanoseconds.
+
+    The point key (measurement, device, time) is then unique per (device, seq): two readings
+    of one device stamped with the same millisecond (a device without a good clock, after a
+    power loss) are two points, where they used to be one, the later overwriting an
+    acknowledged reading. A resend of the same (device, seq) has the same time and overwrites
+    itself. Two seqs share a point only if they are 10^6 apart and carry the same millisecond.
+    Queries with ``epoch=ms`` return ``ts`` itself (InfluxDB truncates)."""
+    return reading.ts_ms * NS_PER_MS + reading.seq % NS_PER_MS
+
+
+def reading_point(reading: Reading, *, suspect_ts: bool = False) -> Point:
     """The stored form of a reading. Tags come only from the reading itself (the device id):
     bin, stream and municipality are joined from the registry at query time, so moving a device
     never changes the key of a stored or resent point, and the sequence number is a field, not a
-    tag, so it adds no series."""
+    tag, so it adds no series (it reaches the key through the time: :func:`reading_time_ns`).
+    ``suspect_ts`` adds the field ``ts_suspect`` = 1 (see :data:`SUSPECT_TS_FIELD`)."""
     values: list[tuple[str, float | str]] = []
     for spec in STORED_FLOAT_FIELDS:
         v = getattr(reading, spec.attr)
@@ -61,11 +79,16 @@ def reading_point(reading: Reading) -> Point:
     values.append(("fw", reading.fw))
     if reading.errors:
         values.append(("err", ",".join(str(c) for c in reading.errors)))
-    return Point(MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading.ts_ms)
+    if suspect_ts:
+        values.append((SUSPECT_TS_FIELD, 1.0))
+    return Point(
+        MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading_time_ns(reading)
+    )
 
 
 def reading_from_stored(device: str, time_ms: int, values: Mapping[str, Any]) -> Reading:
-    """Inverse of :func:`reading_point`, for what a query returns (floats back to ints)."""
+    """Inverse of :func:`reading_point`, for what a query with ``epoch=ms`` returns (floats
+    back to ints; ``ts_suspect`` is not part of the reading)."""
     kwargs: dict[str, Any] = {}
     for spec in STORED_FLOAT_FIELDS:
         v = values.get(spec.key)
@@ -95,7 +118,7 @@ def deadletter_point(dl: DeadLetter) -> Point:
     if dl.index is not None:
         values.append(("index", float(dl.index)))
     tags = ((DEVICE_TAG, device), ("digest", dl.digest), ("reason", dl.reason.value))
-    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms)
+    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms * NS_PER_MS)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -115,11 +138,12 @@ def _field_value(value: float | str) -> str:
 
 
 def to_line(point: Point) -> str:
-    """One point in InfluxDB line protocol, timestamp in milliseconds (write with precision=ms)."""
+    """One point in InfluxDB line protocol, timestamp in nanoseconds (write with
+    ``precision=``:data:`PRECISION`)."""
     measurement = point.measurement.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
     tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point.tags))
     values = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point.fields)
-    return f"{measurement}{tags} {values} {point.time_ms}"
+    return f"{measurement}{tags} {values} {point.time_ns}"
 
 
 # ------------------------------------------------------------------------------------ queries

@@ -21,13 +21,14 @@ from smartbins.cli import (
     evaluate,
     flash,
     gateway,
+    setup,
     simulate,
     token,
 )
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, evaluate, device, flash, gateway, api, alerts, token, config)
+COMMANDS = (demo, simulate, evaluate, setup, device, flash, gateway, api, alerts, token, config)
 
 
 def _version() -> str:

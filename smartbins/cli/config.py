@@ -17,6 +17,7 @@ API_SECTIONS = frozenset({"server", "registry", "devices", "open_data", "alerts"
 def register(sub: argparse._SubParsersAction) -> None:
     cfg = sub.add_parser(
         "config",
+        usage=f"smartbins config [-h] [--kind {{{','.join(KINDS)}}}] [check FILE]",
         help="Print a commented sample config, or check a config file.",
         description="Without arguments: print the sample config of --kind (every key with "
         "its default and trade-off). `config check FILE` validates FILE and its secrets "

@@ -181,7 +181,7 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
     for tag, fill in (("a", 40.0), ("b", 10.0)):
         lines += readings_lines(ids[tag]["device_id"], t0, 48, fill)
         lines += readings_lines(ids[tag]["device_2"], t0, 48, fill + 20)
-    admin.write_lines(lines)
+    admin.write_lines(lines, precision=storage.PRECISION)
     admin.close()
     for tag, m in (("a", "0101"), ("b", "0147")):
         for role in ROLES:

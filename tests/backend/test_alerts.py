@@ -130,7 +130,7 @@ def test_each_kind_once_across_an_engine_restart(
     password = {c.username: c.password for c in creds}
     settings = replace(w.settings, alerts=AlertSettings(
         mqtt_port=broker.port, password_file=secret_file(tmp_path / "engine", engine_password),
-        client_id=f"alerts-{prefix}", webhook_url=receiver.url,
+        client_id=f"smartbins.alerts-{prefix}", webhook_url=receiver.url,
         webhook_secret_file=secret_file(tmp_path / "hook", receiver.secret),
         offline_check_s=0.3,
     ))

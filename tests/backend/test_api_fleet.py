@@ -33,7 +33,7 @@ def test_devices_to_visit_worst_first(fresh_world: World, broker: Broker) -> Non
                           b"{" + bytes([i]), t - 1000 + i, device=a["device_2"])
         lines.append(storage.to_line(storage.deadletter_point(dl)))
     c = w.influx.client(w.database)
-    c.write_lines(lines)
+    c.write_lines(lines, precision=storage.PRECISION)
     c.close()
     w.client.app.state.readings.refresh()
 

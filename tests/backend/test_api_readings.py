@@ -108,7 +108,8 @@ def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
     first = w.client.get(f"{API}/state", headers=h).json()
     assert first[0]["fill_pct"] == 63.5 and first[0]["full"] is False
     c = w.influx.client(w.database)
-    c.write_lines(readings_lines(w.ids["a"]["device_id"], w.now_ms, 1, 99.0))
+    c.write_lines(readings_lines(w.ids["a"]["device_id"], w.now_ms, 1, 99.0),
+                  precision=storage.PRECISION)
     c.close()
     w.client.app.state.readings.refresh()
     now = w.client.get(f"{API}/state", headers=h).json()[0]
@@ -118,7 +119,8 @@ def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
 def test_first_load_looks_back_until_every_device_is_found(fresh_world: World) -> None:
     w = fresh_world
     c = w.influx.client(w.database)
-    c.write_lines(readings_lines("long-silent", w.now_ms - 10 * 24 * HOUR_MS, 1, 30.0))
+    c.write_lines(readings_lines("long-silent", w.now_ms - 10 * 24 * HOUR_MS, 1, 30.0),
+                  precision=storage.PRECISION)
     c.close()
     fresh = readings.Readings(w.client.app.state.readings._make_client, 2.0)
     fresh.load()
