@@ -54,6 +54,7 @@ bench: system venv
 	$(BIN)/python bench/gateway_storm_sim.py
 	$(BIN)/python bench/gateway_chaos.py
 	$(BIN)/python bench/simulator_scale.py
+	$(BIN)/python bench/simulator_broker_mode.py
 	$(BIN)/python bench/firmware_wake.py
 	$(BIN)/python bench/api_latency.py
 
