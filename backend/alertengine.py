@@ -158,22 +158,21 @@ class AlertEngine:
     # --------------------------------------------------------------- running
 
     def seed(self, reg: Registry) -> None:
-        """Devices known only from InfluxDB (silent since before the engine first ran)."""
+        """Devices known only from InfluxDB (silent since before the engine first ran), read
+        window by window as the API's cache loads them."""
         from backend.app import influx_factory
-        from smartbins import storage
+        from backend.readings import Readings
 
         try:
-            client = influx_factory(self.settings)()
-            series = client.query(storage.latest_query())
-            client.close()
+            readings = Readings(influx_factory(self.settings), 1.0)  # no thread: one load
+            readings.load()
         except Exception as e:  # optional: without it, devices are learnt live
             log.warning("could not read the devices' newest readings from InfluxDB: %s", e)
             return
-        latest = {}
-        for s in series:
-            row = dict(zip(s["columns"], s["values"][0], strict=True))
-            latest[s["tags"][storage.DEVICE_TAG]] = (int(row["time"]),
-                                                     int(row.get("interval") or 3600))
+        latest = {
+            d: (r.time_ms, int(r.values.get("interval") or 3600))
+            for d, r in readings.latest().items()
+        }
         log.info("learnt %d devices from InfluxDB", alerts.seed_devices(reg, latest))
 
     def run(self) -> None:
