@@ -55,7 +55,7 @@ class AlertEngine:
         if self.a.webhook_url:
             self.secret = sm.read_secret(self.a.webhook_secret_env, self.a.webhook_secret_file,
                                          "webhook secret")
-        self.channels = ("webhook", "mqtt") if self.a.webhook_url else ("mqtt",)
+        self.channels = self.a.channels
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.connected = threading.Event()

@@ -1,9 +1,9 @@
 """Stored plans: one JSON document per plan (a municipality's routes for a date and a stream),
 and the driver's "stop done" marks recorded in it.
 
-Provisional home for the plans until the planning service (issue 14) stores its own: the table
-lives in the registry's database, created on first use (``CREATE TABLE IF NOT EXISTS``), and
-holds the plan as the dashboard reads it (``docs/dashboard.md``, "The plan document"). A
+The table (registry migration 9) lives in the registry's database and holds the plan as the
+planning service makes it and the dashboard reads it (``docs/dashboard.md``, "The plan
+document"). A
 mark is a read-modify-write of one row inside one ``BEGIN IMMEDIATE`` transaction, so two
 drivers marking stops at once both land.
 """
@@ -14,26 +14,6 @@ import json
 from typing import Any
 
 from smartbins.registry import NotFoundError, Registry, RegistryError, now_ms
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS plans (
-    id              TEXT NOT NULL,
-    municipality_id TEXT NOT NULL REFERENCES municipalities(id),
-    date            TEXT NOT NULL,
-    stream          TEXT,
-    created_ms      INTEGER NOT NULL,
-    updated_ms      INTEGER NOT NULL,
-    body            TEXT NOT NULL,
-    PRIMARY KEY (municipality_id, id)
-);
-CREATE INDEX IF NOT EXISTS plans_date ON plans(municipality_id, date)
-"""
-
-
-def ensure_table(reg: Registry) -> None:
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            reg.db.execute(statement)
 
 
 def plan_id(municipality_id: str, date: str, stream: str | None) -> str:
@@ -76,7 +56,6 @@ def check_refs(reg: Registry, municipality_id: str, plan: dict[str, Any]) -> Non
 def save(reg: Registry, plan: dict[str, Any]) -> dict[str, Any]:
     """Store (or replace) a plan under :func:`plan_id`; ``plan`` is validated
     (routes/plans.py) and its references checked here."""
-    ensure_table(reg)
     check_refs(reg, plan["municipality_id"], plan)
     t = now_ms()
     id = plan_id(plan["municipality_id"], plan["date"], plan.get("stream"))
@@ -96,7 +75,6 @@ def save(reg: Registry, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(reg: Registry, municipality_id: str, id: str) -> dict[str, Any]:
-    ensure_table(reg)
     row = reg.db.execute(
         "SELECT body FROM plans WHERE id = ? AND municipality_id = ?", (id, municipality_id)
     ).fetchone()
@@ -109,7 +87,6 @@ def for_date(
     reg: Registry, municipality_id: str, date: str | None, stream: str | None = None
 ) -> list[dict[str, Any]]:
     """The plans of a date (None: the newest 50 of any date), optionally of one stream."""
-    ensure_table(reg)
     sql = "SELECT body FROM plans WHERE municipality_id = ?"
     args: list[object] = [municipality_id]
     if date is not None:
@@ -133,7 +110,6 @@ def mark_stop(
     at_ms: int | None = None,
 ) -> dict[str, Any]:
     """Mark a truck's stop done (or not done again); returns the plan as stored."""
-    ensure_table(reg)
     t = at_ms if at_ms is not None else now_ms()
     with reg.transaction():
         plan = get(reg, municipality_id, id)

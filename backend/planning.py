@@ -363,11 +363,56 @@ def _routes_into(
         })
 
 
+#: A bin the plan leaves out with at least this chance of overflowing before the next
+#: opportunity raises a forecast-overflow alert [-].
+ALERT_RISK = 0.5
+
+
+def raise_forecast_alerts(
+    reg: Registry, doc: dict[str, Any], channels: tuple[str, ...], at_ms: int | None = None
+) -> list[int]:
+    """Open a ``forecast_overflow`` alert for every bin the plan leaves out although it will
+    probably overflow before the next opportunity (a truck short, a stream nobody carries),
+    and resolve it for bins the plan now takes or no longer fears for. Alerts are per device
+    (the bin's device now), deduplicated like the engine's; the engine delivers them."""
+    from backend import alerts
+
+    t = at_ms if at_ms is not None else now_ms()
+    on = assets.current_devices(reg, doc["municipality_id"])
+    risky = {s["bin_id"]: s for s in doc["skipped"]
+             if s["overflow_probability"] >= ALERT_RISK and s["expected_fill_pct"] is not None}
+    opened: list[int] = []
+    for bin_id, (device, _) in sorted(on.items()):
+        if doc.get("stream") and reg.bin(bin_id).stream != doc["stream"]:
+            continue
+        s = risky.get(bin_id)
+        if s is None:
+            alerts.clear(reg, device, "forecast_overflow", t, "planning",
+                         f"not feared in the plan for {doc['date']}")
+            continue
+        detail = (f"bin {bin_id}: {s['overflow_probability']:.0%} chance of overflowing before "
+                  f"the next collection, not in the plan for {doc['date']} ({s['reason']})")
+        a = alerts.open_alert(reg, doc["municipality_id"], device, bin_id, "forecast_overflow",
+                              detail, None, channels, t)
+        if a is not None:
+            opened.append(a)
+    return opened
+
+
 def plan_and_store(
-    reg: Registry, query: Query, req: PlanRequest, *, now_s: int | None = None
+    reg: Registry,
+    query: Query,
+    req: PlanRequest,
+    *,
+    now_s: int | None = None,
+    channels: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Make the plan and store it (one per municipality, date and stream), replacing an
-    earlier one for the same day: the dashboard and the route sheets read the stored one."""
+    earlier one for the same day: the dashboard and the route sheets read the stored one.
+    Raises the forecast-overflow alerts the plan calls for (delivered on ``channels`` by the
+    alert engine)."""
     from backend import plan_store
 
-    return plan_store.save(reg, plan(reg, query, req, now_s=now_s))
+    doc = plan_store.save(reg, plan(reg, query, req, now_s=now_s))
+    raise_forecast_alerts(reg, doc, channels)
+    return doc

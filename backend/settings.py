@@ -129,6 +129,11 @@ class AlertSettings:
         if not self.offline_check_s > 0:
             raise ValueError(f"offline_check_s: {self.offline_check_s!r} must be > 0")
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Where alerts go: the webhook when one is set, and always the MQTT topic."""
+        return ("webhook", "mqtt") if self.webhook_url else ("mqtt",)
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend import planning
-from backend.deps import Planner, ReadingsDep, RegistryDep, Viewer
+from backend.deps import Planner, ReadingsDep, RegistryDep, SettingsDep, Viewer
 from backend.forecasts import Forecasts, bin_outlook, bin_points
 from backend.routes.common import ERRORS, get_bin
 from backend.routes.plans import ID, DateText, PlanPublic
@@ -116,13 +116,16 @@ def bin_forecast(
 
 @router.post("/plans/generate", response_model=PlanPublic, status_code=201)
 def generate_plan(
-    body: PlanGenerate, t: Planner, reg: RegistryDep, readings: ReadingsDep
+    body: PlanGenerate, t: Planner, reg: RegistryDep, readings: ReadingsDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     """Forecast, select and route a day for the municipality (one stream, or every stream the
-    trucks carry), store the plan (replacing that day's) and return it."""
+    trucks carry), store the plan (replacing that day's), raise a forecast-overflow alert for
+    each bin it leaves out that will probably overflow first, and return it."""
     req = planning.PlanRequest(t.municipality_id, body.date, body.stream,
                                time_limit_s=body.time_limit_s, seed=body.seed)
     try:
-        return planning.plan_and_store(reg, readings.query, req)
+        return planning.plan_and_store(reg, readings.query, req,
+                                       channels=settings.alerts.channels)
     except RegistryError as e:
         raise HTTPException(400, str(e)) from None

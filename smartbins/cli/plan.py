@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Forecast every bin's fill from its readings, choose the bins that must be "
         "emptied (overflow risk before the next opportunity) and those worth taking on the "
         "way, and route the trucks (capacity per compartment, disposal trips, shifts). The "
-        "plan is stored in the registry (the dashboard and the route sheets read it) and "
+        "plan is stored in the registry (the dashboard and the route sheets read it), bins left "
+        "out that will probably overflow first raise a forecast-overflow alert, and it is "
         "written to --out as plan.json, plan.geojson, route-<truck>.html/.txt and "
         "schedule.csv (the simulator's collection-schedule format).",
     )
@@ -44,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend import plan_export, plan_store
+    from backend import plan_export
     from backend.app import influx_factory
-    from backend.planning import PlanningError, PlanRequest, plan
+    from backend.planning import PlanningError, PlanRequest, plan, plan_and_store
     from backend.settings import load
     from routing.schedule import write_collection_schedule
     from smartbins.registry import Registry
@@ -58,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
     client = influx_factory(settings)()
     try:
         try:
-            doc = plan(reg, client.query, req, now_s=args.now)
-            if not args.no_store:
-                doc = plan_store.save(reg, doc)
+            if args.no_store:
+                doc = plan(reg, client.query, req, now_s=args.now)
+            else:
+                doc = plan_and_store(reg, client.query, req, now_s=args.now,
+                                     channels=settings.alerts.channels)
         except PlanningError as e:
             raise SmartbinsError(str(e)) from None
     finally:

@@ -275,3 +275,41 @@ def test_api_generate_needs_a_planner_and_stores_the_plan(api) -> None:
     plan_doc = r.json()
     r = c.get(f"/api/v1/municipalities/{M}/plans/{plan_doc['id']}", headers=auth["viewer"])
     assert r.status_code == 200 and r.json()["trucks"] == plan_doc["trucks"]
+
+
+def test_forecast_overflow_alert_raised_once_and_resolved_when_planned(city: tuple) -> None:
+    """A bin that will overflow but that no truck can take raises one forecast-overflow alert
+    (deduplicated across plans); once a truck can take it, the next plan takes it and the
+    alert is resolved."""
+    from backend import alerts
+
+    reg, client, _ = city
+    assets.add_bins(reg, M, [assets.NewBin("bin-glass", "site-hot", "glass", 660)])
+    reg.add_device("dev-glass", at_ms=(NOW_S - DAYS * 86400) * 1000 - 1)
+    reg.link("dev-glass", "bin-glass", at_ms=(NOW_S - DAYS * 86400) * 1000 - 1)
+    t0 = (NOW_S - DAYS * 86400) * 1000
+    client.write_lines([
+        storage.to_line(storage.reading_point(p.Reading(
+            device="dev-glass", seq=h, boot=1, ts_ms=t0 + (h + 1) * HOUR * 1000, fw="1.0.0",
+            interval_s=3600, distance_mm=500, fill_pct=round(fill, 2), battery_mv=3900)))
+        for h, fill in enumerate(_series(93.0, 25.0, DAYS * 24))
+    ], precision=storage.PRECISION)
+    req = PlanRequest(M, PLAN_DATE, None, iterations=200)
+    try:
+        doc = plan_and_store(reg, client.query, req, now_s=NOW_S, channels=("mqtt",))
+        (s,) = [s for s in doc["skipped"] if s["bin_id"] == "bin-glass"]
+        assert s["reason"] == "no truck carries its stream" and s["overflow_probability"] > 0.5
+        (a,) = alerts.alerts(reg, M, kind="forecast_overflow")
+        assert (a.device_id, a.bin_id, a.state) == ("dev-glass", "bin-glass", "open")
+        plan_and_store(reg, client.query, req, now_s=NOW_S, channels=("mqtt",))
+        assert len(alerts.alerts(reg, M, kind="forecast_overflow")) == 1  # not repeated
+        assets.add_truck(reg, M, "truck-glass", "depot", [assets.Compartment("glass", 8_000)])
+        assets.update_disposal_site(reg, "arc", {"streams": ["residual", "glass"]})
+        doc = plan_and_store(reg, client.query, req, now_s=NOW_S, channels=("mqtt",))
+        assert "bin-glass" in {b["bin_id"] for t in doc["trucks"] for s in t["stops"]
+                               for b in s["bins"]}
+        (a,) = alerts.alerts(reg, M, kind="forecast_overflow")
+        assert a.state == "resolved"
+    finally:
+        reg.unlink("dev-glass")
+        assets.retire_bin(reg, "bin-glass")
