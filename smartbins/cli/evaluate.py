@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = parser.add_argument_group("Planning")
     r.add_argument("--route-seconds", type=float, default=1.0,
                    help="Routing time per day and policy [s]. Default: 1.")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="Seeds run in parallel processes. Default: 1.")
     r.add_argument("--select", type=Path,
                    help="SelectParams TOML file (max_risk, candidate_min_pct, ...).")
     r.add_argument("--forecast", type=Path, help="ForecastParams TOML file.")
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise SmartbinsError(str(e)) from None
     if cfg.bins < 1 or cfg.weeks < 1 or cfg.warmup_days < 7:
         raise SmartbinsError("--bins and --weeks must be >= 1 and --warmup-days >= 7")
-    results = evaluate(cfg, seeds, policies, ProgressBar("evaluating"))
+    results = evaluate(cfg, seeds, policies, ProgressBar("evaluating"), jobs=max(1, args.jobs))
     command = "smartbins " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = report(results, cfg, args.out, command=command)
     print(text)
