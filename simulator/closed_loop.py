@@ -157,11 +157,11 @@ class PolicyStats:
 
     def figures(self, stream: int | None = None) -> dict[str, float]:
         """Key figures, for one stream index or all (``None``). km and truck-hours are shared
-        by the streams of a truck, so per stream they are split by tonnes."""
+        by the streams of a truck, so per stream they are split by emptyings (stops)."""
         sel = slice(None) if stream is None else slice(stream, stream + 1)
         e = float(self.emptyings[sel].sum())
         t = float(self.tonnes[sel].sum())
-        share = t / max(float(self.tonnes.sum()), 1e-9)
+        share = e / max(float(self.emptyings.sum()), 1e-9)
         km = self.km * share
         out = {
             "km": km,

@@ -10,6 +10,7 @@ same waste; the mean over seeds with a Student-t 95 % interval.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -196,6 +197,8 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         for png in plot(results, folder):
             text += f"\n![{png.stem}]({png.name})\n"
         (folder / "evaluate.md").write_text(text)
+        with open(folder / "results.pickle", "wb") as fh:  # to redraw without rerunning
+            pickle.dump((results, cfg), fh)
     return text
 
 
