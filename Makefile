@@ -48,6 +48,8 @@ bench: system venv
 	$(BIN)/python bench/gateway_chaos.py
 	$(BIN)/python bench/simulator_scale.py
 	$(BIN)/python bench/firmware_wake.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/closed_loop.py --jobs 2
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.
 system:
