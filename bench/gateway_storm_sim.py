@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 
 from gw_stack import Stack  # noqa: E402
-from gw_storm import OBSERVER_ACL, add_observer, run_storm  # noqa: E402
+from gw_storm import OBSERVER_ACL, OBSERVER_CONF, add_observer, run_storm  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    stack = Stack("bench-storm-sim", extra_acl=OBSERVER_ACL)
+    stack = Stack("bench-storm-sim", extra_acl=OBSERVER_ACL, extra_conf=OBSERVER_CONF)
     try:
         password = add_observer(stack)
         stack.start()

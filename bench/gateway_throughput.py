@@ -16,6 +16,15 @@ pipelined QoS 1 PUBLISH, PUBACK), so that the Python publishers are not what is 
 
     .venv/bin/python bench/gateway_throughput.py [--devices 10000] [--live-devices 500]
         [--workers N] [--gateways 1]
+
+``--auth`` measures instead what the broker plugin (broker/smartbins_auth.c: client ids and
+subscriptions) costs: the same steps on a broker with the production configuration and on one
+without the plugin (the configuration before it), alternating, ``--rounds`` times each:
+devices connecting (CONNECT to CONNACK, one connection per device at a time, as a wake does),
+(a) the ceiling, and (b) end to end with one gateway process; and the broker's own CPU time
+per connect and per message of (a), which other work on the machine disturbs far less.
+
+    .venv/bin/python bench/gateway_throughput.py --auth [--connect-devices 2000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -37,7 +47,7 @@ sys.path.insert(0, str(REPO / "tests" / "gateway"))
 import paho.mqtt.client as mqtt  # noqa: E402
 from gw_fleet import BASE_TS_MS, provision_fleet  # noqa: E402
 from gw_stack import Stack  # noqa: E402
-from gw_storm import OBSERVER_ACL, AckObserver, add_observer  # noqa: E402
+from gw_storm import OBSERVER_ACL, OBSERVER_CONF, AckObserver, add_observer  # noqa: E402
 
 from smartbins import protocol as p  # noqa: E402
 from smartbins import storage  # noqa: E402
@@ -170,7 +180,9 @@ def storm_publisher(port: int, devices: list[tuple[str, str]], per_device: int,
 def null_subscriber(port: int, user: str, password: str, expected: int, done: mp.Event,
                     ready: mp.Event) -> None:  # fmt: skip
     count = 0
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-null", protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-bench-null", protocol=mqtt.MQTTv5
+    )
     c.username_pw_set(user, password)
 
     def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
@@ -325,6 +337,84 @@ def phase_c(stack: Stack, devs: list[tuple[str, str]], per_device: int, procs: i
     return dt_acked, total / dt_acked, stored, total - stored
 
 
+def connect_all(port: int, devices: list[tuple[str, str]], done: mp.Queue) -> None:
+    """Connect each device in turn (CONNECT, CONNACK, DISCONNECT), as devices waking do."""
+    for dev, pw in devices:
+        s = _connect(port, dev, pw)
+        s.sendall(b"\xe0\x00")
+        s.close()
+    done.put(len(devices))
+
+
+def phase_connect(stack: Stack, devs: list[tuple[str, str]], procs: int) -> float:
+    """Connects per second, ``procs`` processes each connecting its share one after another."""
+    ctx = mp.get_context("fork")
+    done = ctx.Queue()
+    workers = [ctx.Process(daemon=True, target=connect_all, args=(stack.broker.port, part, done))
+               for part in split(devs, procs)]  # fmt: skip
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    n = sum(done.get(timeout=300) for _ in workers)
+    dt = time.monotonic() - t0
+    for w in workers:
+        w.join(10)
+    return n / dt
+
+
+def broker_cpu_s(stack: Stack) -> float:
+    """CPU seconds (user + system) the broker process has used so far: what the plugin adds
+    shows here even when other work on the machine makes the rates noisy."""
+    assert stack.broker.proc is not None
+    fields = Path(f"/proc/{stack.broker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_auth(args: argparse.Namespace) -> int:
+    """The plugin's cost: both broker configurations, alternating, in this one run."""
+    results: dict[str, list[tuple[float, ...]]] = {"without plugin": [], "plugin": []}
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    for rnd in range(args.rounds):
+        for label, plugin in (("without plugin", False), ("plugin", True)):
+            stack = Stack(f"bench-auth-{rnd}-{plugin:d}", plugin=plugin)
+            try:
+                stack.start()
+                registry = stack.workdir / "registry.sqlite"
+                creds = provision_fleet(
+                    str(registry), stack.broker.passwords, "auth", args.connect_devices
+                )
+                devs = [(c.username, c.password) for c in creds]
+                live = devs[: args.live_devices]
+                cpu0 = broker_cpu_s(stack)
+                connects = phase_connect(stack, devs, args.procs)
+                cpu1 = broker_cpu_s(stack)
+                ceiling = phase_a(stack, live, args.live_messages, args.procs)
+                cpu2 = broker_cpu_s(stack)
+                us_connect = (cpu1 - cpu0) / len(devs) * 1e6
+                us_message = (cpu2 - cpu1) / (len(live) * args.live_messages) * 1e6
+                gw = stack.add_gateway("gw", mqtt={"keepalive_s": 30}, process={"workers": 1})
+                gw.start()
+                gw.wait_healthy(30)
+                e2e, stored = phase_b(stack, live, args.live_messages, args.procs)
+                assert stored == len(live) * args.live_messages, stored
+                results[label].append((connects, ceiling, e2e, us_connect, us_message))
+                print(f"round {rnd + 1} {label:>14}: {connects:8,.0f} connects/s, "
+                      f"(a) {ceiling:8,.0f} messages/s, (b) {e2e:8,.0f} readings/s; broker CPU "
+                      f"{us_connect:6.1f} us/connect, {us_message:5.1f} us/message in (a)",
+                      flush=True)  # fmt: skip
+            finally:
+                stack.close()
+        print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
+    print("median of the rounds (plugin against the configuration without it, same run):")
+    names = ("connects/s", "(a) messages/s", "(b) readings/s", "broker us/connect",
+             "broker us/message")  # fmt: skip
+    for i, name in enumerate(names):
+        old = statistics.median(r[i] for r in results["without plugin"])
+        new = statistics.median(r[i] for r in results["plugin"])
+        print(f"  {name:>17}: without {old:9,.1f}   with {new:9,.1f}   ({new / old - 1:+.1%})")
+    return 0
+
+
 def main() -> int:
     # SIGTERM ends the run through `finally`, so the servers it started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -341,9 +431,16 @@ def main() -> int:
         "--workers", type=int, default=os.cpu_count() or 1,
         help="[process] workers of each gateway (default: the CPU count); (b) also runs with 1",
     )
+    ap.add_argument("--auth", action="store_true",
+                    help="measure the broker plugin's cost against the configuration without it")
+    ap.add_argument("--connect-devices", type=int, default=2000,
+                    help="devices that connect once each in --auth (default 2000)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of each configuration (--auth)")
     args = ap.parse_args()
+    if args.auth:
+        return compare_auth(args)
 
-    stack = Stack("bench-gw", extra_acl=OBSERVER_ACL)
+    stack = Stack("bench-gw", extra_acl=OBSERVER_ACL, extra_conf=OBSERVER_CONF)
     try:
         observer_pw = add_observer(stack)
         stack.start()

@@ -35,7 +35,7 @@ class MqttConfig:
     username: str = GATEWAY_ACCOUNT
     password_env: str = "SMARTBINS_GATEWAY_MQTT_PASSWORD"
     password_file: Path | None = None
-    client_id: str = "smartbins-gateway-1"
+    client_id: str = "smartbins.gateway-1"
     group: str = "gateways"
     keepalive_s: int = 30
     session_expiry_s: int = 300
@@ -47,6 +47,11 @@ class MqttConfig:
         _port("port", self.port)
         if not self.client_id or len(self.client_id) > 64:
             raise ValueError("client_id: must be 1 to 64 characters, and unique per gateway")
+        if self.client_id != self.username and not self.client_id.startswith(f"{self.username}-"):
+            raise ValueError(
+                f"client_id: {self.client_id!r} must be the username or start with "
+                f"'{self.username}-' (the broker refuses any other id for this account)"
+            )
         if not self.group or any(c in self.group for c in "/+#"):
             raise ValueError(f"group: {self.group!r} must be non-empty without / + #")
         if not 5 <= self.keepalive_s <= 3600:

@@ -42,6 +42,8 @@ class Inbound:
     dead: list[p.DeadLetter] = field(default_factory=list)
     status: p.Status | None = None
     token: object = None
+    #: The broker sent a retained message (an old one, at subscribe time): not device activity.
+    retained: bool = False
 
     @property
     def points(self) -> int:
@@ -70,11 +72,17 @@ def _topic_device(topic: str) -> str | None:
 
 
 def decode(
-    topic: str, payload: bytes, received_ms: int, future_tolerance_ms: int, token: object = None
+    topic: str,
+    payload: bytes,
+    received_ms: int,
+    future_tolerance_ms: int,
+    token: object = None,
+    retained: bool = False,
 ) -> Inbound:
     """Decode one broker message into readings, dead letters and status. Never raises for bad
-    input: everything bad becomes a dead letter with its reason."""
-    out = Inbound(topic, payload, received_ms, token=token)
+    input: everything bad becomes a dead letter with its reason. ``retained``: the broker sent
+    a retained message, whose age is unknown (a status is then not taken as activity)."""
+    out = Inbound(topic, payload, received_ms, token=token, retained=retained)
     try:
         msg = p.parse_message(topic, payload)
     except p.PayloadError as e:
@@ -172,6 +180,25 @@ class Batcher:
         return Batch(taken)
 
 
+class ClockCheck:
+    """Remembers, per device, the highest seq this gateway has stored and its timestamp, so that
+    a reading with a higher seq but a timestamp not after it (a clock that stood still or went
+    back: a device after a power loss, before its first ``server_ts``) is stored flagged
+    (``storage.SUSPECT_TS_FIELD``). One entry per device; the writer thread's alone. Gateways
+    sharing the load each see part of a device's readings and check what they see."""
+
+    def __init__(self) -> None:
+        self.newest: dict[str, tuple[int, int]] = {}
+
+    def suspect(self, r: p.Reading) -> bool:
+        """True if ``r`` has a higher seq than the newest known but not a later timestamp;
+        remembers ``r`` if it is the newest."""
+        known = self.newest.get(r.device)
+        if known is None or r.seq > known[0]:
+            self.newest[r.device] = (r.seq, r.ts_ms)
+        return known is not None and r.seq > known[0] and r.ts_ms <= known[1]
+
+
 @dataclass
 class Batch:
     """Messages written together. Build the points, learn which the store refused, then ask
@@ -180,21 +207,26 @@ class Batch:
     messages: list[Inbound]
     store_rejected: dict[tuple[str, int], str] = field(default_factory=dict)
 
-    def reading_points(self) -> list[tuple[storage.Point, p.Reading]]:
-        """One point per distinct key (device, ts), in arrival order."""
+    def reading_points(
+        self, clock: ClockCheck | None = None
+    ) -> list[tuple[storage.Point, p.Reading]]:
+        """One point per distinct (device, seq), in arrival order; readings whose timestamp is
+        implausible for their seq (``clock``) flagged. Keyed by seq, not timestamp: two
+        readings with one timestamp are two readings (storage.reading_time_ns)."""
         seen: set[tuple[str, int]] = set()
         out: list[tuple[storage.Point, p.Reading]] = []
         for m in self.messages:
             for r in m.readings:
-                key = (r.device, r.ts_ms)
+                key = (r.device, r.seq)
                 if key not in seen:
                     seen.add(key)
-                    out.append((storage.reading_point(r), r))
+                    suspect = clock is not None and clock.suspect(r)
+                    out.append((storage.reading_point(r, suspect_ts=suspect), r))
         return out
 
     def reject_stored(self, reading: p.Reading, detail: str) -> None:
         """The store refused this reading's point for good (a 4xx after splitting)."""
-        self.store_rejected[(reading.device, reading.ts_ms)] = detail
+        self.store_rejected[(reading.device, reading.seq)] = detail
 
     def dead_letters(self) -> list[p.DeadLetter]:
         """Validation rejects plus readings the store refused (``store_rejected``)."""
@@ -204,7 +236,7 @@ class Batch:
             if not self.store_rejected:
                 continue
             for r in m.readings:
-                detail = self.store_rejected.get((r.device, r.ts_ms))
+                detail = self.store_rejected.get((r.device, r.seq))
                 if detail is not None:
                     out.append(
                         p.DeadLetter(
@@ -227,7 +259,7 @@ class Batch:
         rejected: dict[str, set[int]] = {}
         for m in self.messages:
             for r in m.readings:
-                into = rejected if (r.device, r.ts_ms) in self.store_rejected else stored
+                into = rejected if (r.device, r.seq) in self.store_rejected else stored
                 into.setdefault(r.device, set()).add(r.seq)
             for d in m.dead:
                 if d.device and d.seq is not None:
@@ -235,10 +267,12 @@ class Batch:
         # docs/protocol.md: a gateway answers every `online` status with an acknowledgement
         # carrying the current server_ts (ranges may be empty): how a device without NTP and
         # with nothing to acknowledge learns the time.
+        # A retained `online` is the device's last word from some earlier session, not a
+        # device waiting now: no answer.
         online = {
             m.status.device
             for m in self.messages
-            if m.status is not None and m.status.state == "online"
+            if m.status is not None and m.status.state == "online" and not m.retained
         }
         out: list[p.Ack] = []
         for device in sorted(set(stored) | set(rejected) | online):
@@ -246,7 +280,16 @@ class Batch:
         return out
 
     def statuses(self) -> list[tuple[p.Status, int]]:
-        return [(m.status, m.received_ms) for m in self.messages if m.status is not None]
+        """Status messages the devices sent now (with the gateway's receive time)."""
+        return [
+            (m.status, m.received_ms)
+            for m in self.messages
+            if m.status is not None and not m.retained
+        ]
+
+    def retained_statuses(self) -> list[p.Status]:
+        """Retained status messages the broker replayed at subscribe time (of unknown age)."""
+        return [m.status for m in self.messages if m.status is not None and m.retained]
 
     def readings(self) -> list[p.Reading]:
         return [r for m in self.messages for r in m.readings]

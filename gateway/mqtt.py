@@ -94,6 +94,8 @@ class Delivery:
     generation: int
     mid: int
     qos: int
+    #: Sent because of a retained message (at subscribe time), not published just now.
+    retain: bool = False
 
 
 class MqttLink:
@@ -243,7 +245,9 @@ class MqttLink:
             generation = self.generation
         if msg.dup:
             self.metrics.inc("gateway_messages_redelivered_total")
-        self._deliver(msg.topic, msg.payload, Delivery(generation, msg.mid, msg.qos))
+        self._deliver(
+            msg.topic, msg.payload, Delivery(generation, msg.mid, msg.qos, bool(msg.retain))
+        )
 
     # ----------------------------------------------------------------- from the writer thread
 

@@ -62,6 +62,7 @@ class Gateway:
             timeout=cfg.influxdb.timeout_s,
         )
         self.store = Store(influx, cfg.retry, self.metrics, stop=self._abort)
+        self.clock_check = ingest.ClockCheck()  # the writer thread's: see _process
         self.status: StatusStore | None = None
         self.mqtt = MqttLink(cfg.mqtt, secrets.mqtt_password, self._on_message, self.metrics)
         self.http: MetricsServer | None = None
@@ -159,7 +160,10 @@ class Gateway:
                     self._cond.wait(0.5)
                 items = [self._raw.popleft() for _ in range(min(DECODE_CHUNK, len(self._raw)))]
             decoded = [
-                ingest.decode(topic, payload, received, self.tolerance_ms, token=delivery)
+                ingest.decode(
+                    topic, payload, received, self.tolerance_ms, token=delivery,
+                    retained=delivery.retain,
+                )
                 for topic, payload, delivery, received in items
             ]
             self.metrics.inc(
@@ -204,7 +208,7 @@ class Gateway:
             self._abort.set()
 
     def _process(self, batch: ingest.Batch) -> None:
-        points = batch.reading_points()
+        points = batch.reading_points(self.clock_check)
         rejected = self.store.write([storage.to_line(pt) for pt, _ in points])
         for i, detail in rejected.items():
             batch.reject_stored(points[i][1], detail)
@@ -215,7 +219,7 @@ class Gateway:
                 log.error("dead letter could not be stored (%s): %s", detail, dead[i].detail)
         readings = [(r, m.received_ms) for m in batch.messages for r in m.readings]
         assert self.status is not None
-        self.status.apply(batch.statuses(), readings)
+        self.status.apply(batch.statuses(), readings, batch.retained_statuses())
         # Durable now: tell the devices and the broker.
         now = self.wall_ms()
         for d in dead:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import RetryConfig
 from gateway.metrics import Metrics
+from smartbins import storage
 from smartbins.influx import InfluxClient, InfluxError
 
 log = logging.getLogger("smartbins.gateway.store")
@@ -85,6 +86,12 @@ class Store:
         self.backoff = Backoff(self.retry)
         if self.sleep is None:
             self.sleep = self.stop.wait
+        self._set_healthy(self.healthy)
+
+    def _set_healthy(self, healthy: bool) -> None:
+        """``healthy`` and its gauge together: /metrics says what /healthz says."""
+        self.healthy = healthy
+        self.metrics.set("gateway_influx_healthy", 1 if healthy else 0)
 
     def write(self, lines: Sequence[str]) -> dict[int, str]:
         """Write all lines; return {index: reason} of the ones InfluxDB refused for good.
@@ -117,7 +124,7 @@ class Store:
                 raise Stopped("stopping with a write not done")
             t0 = self.clock()
             try:
-                self.client.write_lines(chunk)
+                self.client.write_lines(chunk, precision=storage.PRECISION)
             except InfluxError as e:
                 self.metrics.observe("gateway_write_seconds", self.clock() - t0)
                 if classify(e) == "split":
@@ -129,7 +136,7 @@ class Store:
             self.metrics.inc("gateway_writes_total")
             if not self.healthy:
                 log.info("influxdb writes succeed again")
-            self.healthy = True
+            self._set_healthy(True)
             self.last_error = ""
             self.backoff.reset()
             return None
@@ -141,7 +148,7 @@ class Store:
             log.warning(
                 "influxdb write failed (%s); retry %d in %.2f s", e, self.backoff.attempt, delay
             )
-        self.healthy = False
+        self._set_healthy(False)
         self.last_error = str(e)
         assert self.sleep is not None
         self.sleep(delay)

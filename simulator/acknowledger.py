@@ -140,7 +140,8 @@ class TestAcknowledger:
         self.store = AckStore()
         self.port = port
         self.creds = creds
-        self.client_id = client_id
+        # The broker takes only "<account>-..." client ids from a service account.
+        self.client_id = f"{creds.username}-{client_id}"
         self._paused = False
         self._held: list[Message] = []
         self._pid = 0

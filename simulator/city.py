@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smartbins import assets
 from smartbins.codes import parse_stream
 from smartbins.registry import Registry
 
@@ -197,28 +198,22 @@ def write_registry(city: City, registry: Registry) -> None:
     Devices are not created here: ``smartbins.provisioning.provision`` does that (with broker
     credentials) for the broker mode, :func:`add_devices` for the in-process mode.
     """
-    with registry.transaction() as db:
+    with registry.transaction():
         registry.add_municipality(*city.municipality)
         mid = city.municipality[0]
         for s in city.sites:
             registry.add_site(s.id, mid, s.lat, s.lon, s.name)
         for b in city.bins:
             registry.add_bin(b.id, b.site_id, b.stream, b.volume_l)
-        # No registry methods exist for these yet (migration 2); plain SQL, same transaction.
         for d in city.depots:
-            db.execute("INSERT INTO depots VALUES (?, ?, ?, ?, ?)",
-                       (d.id, mid, d.name, d.lat, d.lon))
+            assets.add_depot(registry, mid, d.id, d.lat, d.lon, d.name)
         for d in city.disposal_sites:
-            db.execute("INSERT INTO disposal_sites VALUES (?, ?, ?, ?, ?)",
-                       (d.id, mid, d.name, d.lat, d.lon))
-            db.executemany("INSERT INTO disposal_streams VALUES (?, ?)",
-                           [(d.id, s) for s in d.streams])
+            assets.add_disposal_site(registry, mid, d.id, d.lat, d.lon, d.streams, d.name)
         for t in city.trucks:
-            db.execute("INSERT INTO trucks VALUES (?, ?, ?, ?)",
-                       (t.id, t.depot_id, t.id, t.shift_s))
-            db.executemany(
-                "INSERT INTO truck_compartments VALUES (?, ?, ?, ?)",
-                [(t.id, i, s, c) for i, (s, c) in enumerate(t.compartments)],
+            assets.add_truck(
+                registry, mid, t.id, t.depot_id,
+                [assets.Compartment(s, c) for s, c in t.compartments],
+                name=t.id, shift_s=t.shift_s,
             )
 
 

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from smartbins import protocol as p
 from smartbins import settings as settings_mod
 from smartbins import storage
 from smartbins.errors import SmartbinsError
-from smartbins.passwords import PasswordFile
+from smartbins.passwords import PasswordFile, mqtt_login
 from smartbins.provisioning import SERVICE_ACCOUNT, Credentials
 from smartbins.registry import THRESHOLDS, Registry
 
@@ -60,6 +61,9 @@ class DeviceSettings:
     password_file: Path = Path("/etc/mosquitto/smartbins/passwd")
     broker_pid_file: Path | None = None
     broker_reload_command: str = ""
+    #: The user the broker runs as: the password file gets its group (mode 0640) and must be
+    #: readable by it, or nothing is changed. "" when the broker runs as the writing user.
+    broker_user: str = "mosquitto"
     #: The broker address as the devices reach it (written into config.json).
     broker_host: str = "127.0.0.1"
     broker_port: int = 1883
@@ -83,7 +87,36 @@ class DeviceSettings:
 
 
 def open_stores(s: DeviceSettings) -> tuple[Registry, PasswordFile]:
-    return open_registry(s), PasswordFile(s.password_file, reload=lambda: reload_broker(s))
+    """The registry and the password file; with a reload configured, every password change is
+    verified by a login at ``broker_host:broker_port`` and undone if the broker did not take
+    it (provisioning.provision then reports that nothing changed)."""
+    reloads = s.broker_pid_file is not None or bool(s.broker_reload_command)
+    return open_registry(s), PasswordFile(
+        s.password_file,
+        reload=lambda: reload_broker(s),
+        verify=(lambda user, password: verify_login(s, user, password)) if reloads else None,
+        broker_user=s.broker_user or None,
+    )
+
+
+def verify_login(s: DeviceSettings, username: str, password: str, timeout_s: float = 5.0) -> None:
+    """Wait until the broker accepts ``username`` (a reload is asynchronous); DeviceError if it
+    never does within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    code: int | str = "no answer"
+    while True:
+        try:
+            code = mqtt_login(s.broker_host, s.broker_port, username, password)
+        except OSError as e:
+            code = str(e)
+        if code == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DeviceError(
+                f"the broker at {s.broker_host}:{s.broker_port} still refuses {username!r} "
+                f"after the reload ({code})"
+            )
+        time.sleep(0.1)
 
 
 def open_registry(s: DeviceSettings) -> Registry:
@@ -208,7 +241,9 @@ def publish_retained(s: DeviceSettings, topic: str, payload: bytes, recorded: st
     password = settings_mod.read_secret(
         SERVICE_PASSWORD_ENV, s.service_password_file, "service account password"
     )
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"smartbins-cli-{os.getpid()}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"{SERVICE_ACCOUNT}-cli-{os.getpid()}"
+    )
     client.username_pw_set(SERVICE_ACCOUNT, password)
     connected = threading.Event()
     result: list[object] = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartbins import protocol as p
+from smartbins.settings import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_status (
@@ -58,6 +59,7 @@ class StatusStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        private_file(self.path)  # mode 0600 whatever it was: device fleet state is ours alone
         self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -68,10 +70,28 @@ class StatusStore:
         self.db.close()
 
     def apply(
-        self, statuses: Iterable[tuple[p.Status, int]], readings: Iterable[tuple[p.Reading, int]]
+        self,
+        statuses: Iterable[tuple[p.Status, int]],
+        readings: Iterable[tuple[p.Reading, int]],
+        retained: Iterable[p.Status] = (),
     ) -> None:
-        """Record status messages and stored readings (each with the gateway's receive time)."""
+        """Record status messages and stored readings (each with the gateway's receive time).
+
+        ``retained`` statuses, replayed by the broker when the gateway subscribes, are of unknown
+        age: they are no sign of life (last seen and state time stay as they are) and only fill
+        in a device the store has never heard of."""
         with self.db:
+            self.db.executemany(
+                """INSERT INTO device_status (device, state, boot, fw, battery_mv, rssi_dbm,
+                       dropped, buffered)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(device) DO NOTHING""",
+                [
+                    (s.device, s.state, s.boot, s.fw, s.battery_mv, s.rssi_dbm, s.dropped,
+                     s.buffered)
+                    for s in retained
+                ],
+            )
             self.db.executemany(
                 """INSERT INTO device_status (device, state, state_ms, last_seen_ms, boot, fw,
                        battery_mv, rssi_dbm, dropped, buffered)

@@ -10,13 +10,13 @@ Secrets are returned to the caller once and never logged; ``repr`` hides them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartbins.passwords import PasswordFile, new_secret
+from smartbins.passwords import PasswordFile, PasswordFileError, new_secret
 from smartbins.registry import Registry, RegistryError, now_ms
+from smartbins.settings import SECRET_FILE_MODE, secret_dir, write_secret
 
 #: Service accounts (a dot: no device id can take these names). See mosquitto.acl.
 GATEWAY_ACCOUNT = "smartbins.gateway"
@@ -52,8 +52,8 @@ def provision(
 ) -> list[Credentials]:
     """Create devices, link each to its bin, and give each its own random password.
 
-    All or nothing: a bad request (unknown bin, taken id, bad id) changes neither the registry
-    nor the password file.
+    All or nothing: a bad request (unknown bin, taken id, bad id), or a password file the
+    broker could not read or did not take, changes neither the registry nor the password file.
     """
     t = at_ms if at_ms is not None else now_ms()
     seen: set[str] = set()
@@ -69,7 +69,7 @@ def provision(
                 registry.link(r.device_id, r.bin_id, at_ms=t)
             # Inside the transaction: if the password file cannot be written, no rows remain.
             passwords.update({c.username: c.password for c in creds})
-    except RegistryError as e:
+    except (RegistryError, PasswordFileError) as e:
         raise ProvisioningError(f"provisioning failed, nothing changed: {e}") from None
     return creds
 
@@ -108,23 +108,23 @@ def decommission(registry: Registry, passwords: PasswordFile, device_id: str) ->
 
 
 def ensure_service_accounts(passwords: PasswordFile, secrets_dir: Path) -> dict[str, Credentials]:
-    """Give each service account a password, kept in ``secrets_dir/<account>`` with mode 0600.
+    """Give each service account a password, kept in ``secrets_dir/<account>`` with mode 0600
+    (the directory 0700; both are set, whatever they were before).
 
     Existing secrets are reused, so a restart does not lock running services out.
     """
-    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret_dir(secrets_dir)
     out: dict[str, Credentials] = {}
     new: dict[str, str] = {}
     known = passwords.usernames()
     for account in SERVICE_ACCOUNTS:
         path = secrets_dir / account
         if path.exists() and account in known:
+            path.chmod(SECRET_FILE_MODE)
             out[account] = Credentials(account, path.read_text().strip())
             continue
         secret = new_secret()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret + "\n")
+        write_secret(path, secret)
         new[account] = secret
         out[account] = Credentials(account, secret)
     if new:

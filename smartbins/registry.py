@@ -20,6 +20,7 @@ from pathlib import Path
 
 from smartbins.codes import StreamError, parse_stream
 from smartbins.protocol import CONFIG_FIELDS, DeviceConfig, PayloadError, is_device_id
+from smartbins.settings import private_file
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -116,6 +117,99 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE devices ADD COLUMN fire_rise_c REAL NOT NULL DEFAULT 20.0;
     ALTER TABLE devices ADD COLUMN tilt_deg REAL NOT NULL DEFAULT 45.0;
     """,
+    # 4: what the backend serves (smartbins/assets.py, smartbins/tokens.py): a site's address,
+    # a bin's container type, full threshold and area, a device's installed firmware, a disposal
+    # site's opening hours, a truck's fuel and shift start, and API tokens scoped to
+    # municipalities. Existing rows get the defaults; nothing is dropped.
+    """
+    ALTER TABLE sites ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bins ADD COLUMN container_type TEXT NOT NULL DEFAULT 'wheelie';
+    ALTER TABLE bins ADD COLUMN full_pct REAL NOT NULL DEFAULT 90.0;
+    ALTER TABLE bins ADD COLUMN area TEXT NOT NULL DEFAULT '';
+    ALTER TABLE devices ADD COLUMN firmware TEXT NOT NULL DEFAULT '';
+    ALTER TABLE disposal_sites ADD COLUMN opening_hours TEXT NOT NULL DEFAULT '';
+    ALTER TABLE trucks ADD COLUMN fuel TEXT NOT NULL DEFAULT 'diesel';
+    ALTER TABLE trucks ADD COLUMN shift_start_s INTEGER NOT NULL DEFAULT 21600;
+    CREATE INDEX bins_area ON bins(area);
+    CREATE INDEX device_bins_bin ON device_bins(bin_id, from_ms);
+    CREATE TABLE tokens (
+        id                TEXT PRIMARY KEY,
+        hash              TEXT NOT NULL,
+        name              TEXT NOT NULL,
+        role              TEXT NOT NULL
+                          CHECK (role IN ('viewer', 'technician', 'planner', 'admin', 'service')),
+        all_municipalities INTEGER NOT NULL DEFAULT 0,
+        created_ms        INTEGER NOT NULL,
+        expires_ms        INTEGER,
+        revoked_ms        INTEGER
+    );
+    CREATE TABLE token_municipalities (
+        token_id        TEXT NOT NULL REFERENCES tokens(id),
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        PRIMARY KEY (token_id, municipality_id)
+    );
+    """,
+    # 5: alerts (backend/alerts.py): one row per alert, at most one not resolved per device and
+    # kind (the deduplication), its state changes, an outbox of deliveries written in the same
+    # transaction (so a restart neither loses nor repeats one), and what the alert engine last
+    # saw of each device.
+    """
+    CREATE TABLE alerts (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        device_id       TEXT NOT NULL,
+        bin_id          TEXT,
+        kind            TEXT NOT NULL CHECK (kind IN
+                        ('full', 'fire', 'tilt', 'low_battery', 'offline', 'sensor_fault')),
+        state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        opened_ms       INTEGER NOT NULL,
+        reading_ts_ms   INTEGER,
+        detail          TEXT NOT NULL DEFAULT '',
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_active ON alerts(device_id, kind) WHERE state != 'resolved';
+    CREATE INDEX alerts_municipality ON alerts(municipality_id, state);
+    CREATE TABLE alert_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id    INTEGER NOT NULL REFERENCES alerts(id),
+        state       TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        note        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE alert_outbox (
+        event_id     INTEGER NOT NULL REFERENCES alert_events(id),
+        channel      TEXT NOT NULL CHECK (channel IN ('webhook', 'mqtt')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_ms      INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        last_error   TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (event_id, channel)
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox(delivered_ms, next_ms);
+    CREATE TABLE alert_devices (
+        device_id    TEXT PRIMARY KEY,
+        last_ts_ms   INTEGER NOT NULL,
+        interval_s   INTEGER NOT NULL,
+        last_mm      INTEGER,
+        same_mm      INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+    # 6: a change counter over what the bins' latest state is built from (bins, sites, the
+    # device-to-bin history), bumped by triggers: the backend caches the answer and rebuilds
+    # it only when the counter or the readings changed.
+    """
+    CREATE TABLE change_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO change_counter VALUES ('bins', 0);
+    """
+    + "".join(
+        f"""
+    CREATE TRIGGER {table}_{op.lower()}_counts AFTER {op} ON {table}
+    BEGIN UPDATE change_counter SET value = value + 1 WHERE name = 'bins'; END;
+    """
+        for table in ("bins", "sites", "device_bins")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
@@ -138,6 +232,24 @@ class RegistryError(ValueError):
     """A registry request that cannot be done; the message says which row and why."""
 
 
+class NotFoundError(RegistryError):
+    """The row asked for does not exist."""
+
+
+class ConflictError(RegistryError):
+    """The row exists already, or is still used by another row."""
+
+
+#: Container types a bin can have, with the FIWARE WasteContainer ``category`` each maps to.
+CONTAINER_TYPES: dict[str, str] = {
+    "wheelie": "portable",  # two- or four-wheeled plastic bin (140-1100 l)
+    "street": "fixed",  # litter bin on a post
+    "bank": "ground",  # bring bank / igloo standing on the ground
+    "semi_underground": "underground",
+    "underground": "underground",
+}
+
+
 @dataclass(frozen=True)
 class Bin:
     id: str
@@ -147,6 +259,10 @@ class Bin:
     volume_l: float
     lat: float
     lon: float
+    container_type: str = "wheelie"
+    full_pct: float = 90.0
+    area: str = ""
+    retired_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +282,13 @@ class Link:
     bin_id: str
     from_ms: int
     to_ms: int | None
+
+
+#: Bin's fields in order, for SELECTs over ``bins b JOIN sites s``.
+BIN_COLUMNS = (
+    "b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon, b.container_type,"
+    " b.full_pct, b.area, b.retired_ms"
+)
 
 
 def now_ms() -> int:
@@ -195,11 +318,28 @@ def _config(
         raise RegistryError(f"device {device.id!r}: config {e}") from None
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements (a trigger's body holds semicolons: it ends at END;)."""
+    out: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current = f"{current};{part}" if current else part
+        if current.strip().upper().startswith("CREATE TRIGGER") and not current.strip().upper(
+        ).endswith("END"):
+            continue
+        if current.strip():
+            out.append(current)
+        current = ""
+    return out
+
+
 class Registry:
     """One open registry database. Methods are small transactions; ``transaction()`` groups them."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            private_file(Path(self.path))  # device secrets' history and, later, users: 0600
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -233,10 +373,14 @@ class Registry:
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {version}")
+
+    def bins_version(self) -> int:
+        """Changes so far to bins, sites and the device-to-bin history (a cache key)."""
+        row = self.db.execute("SELECT value FROM change_counter WHERE name = 'bins'").fetchone()
+        return int(row[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -264,10 +408,19 @@ class Registry:
     # ----------------------------------------------------------------- places and bins
 
     def add_municipality(self, id: str, name: str) -> None:
+        if self.db.execute("SELECT 1 FROM municipalities WHERE id = ?", (id,)).fetchone():
+            raise ConflictError(f"municipality {id!r} exists already")
         self._exec("INSERT INTO municipalities VALUES (?, ?, ?)", (id, name, now_ms()))
 
     def add_site(
-        self, id: str, municipality_id: str, lat: float, lon: float, name: str = ""
+        self,
+        id: str,
+        municipality_id: str,
+        lat: float,
+        lon: float,
+        name: str = "",
+        *,
+        address: str = "",
     ) -> None:
         if (
             self.db.execute(
@@ -277,34 +430,58 @@ class Registry:
         ):
             raise RegistryError(f"site {id!r}: no municipality {municipality_id!r}")
         self._exec(
-            "INSERT INTO sites VALUES (?, ?, ?, ?, ?)", (id, municipality_id, name, lat, lon)
+            "INSERT INTO sites (id, municipality_id, name, lat, lon, address)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (id, municipality_id, name, lat, lon, address),
         )
 
-    def add_bin(self, id: str, site_id: str, stream: str, volume_l: float) -> None:
+    def add_bin(
+        self,
+        id: str,
+        site_id: str,
+        stream: str,
+        volume_l: float,
+        *,
+        container_type: str = "wheelie",
+        full_pct: float = 90.0,
+        area: str = "",
+    ) -> None:
+        """A bin on a site. ``full_pct``: the fill [%] at which it counts as full (alerts);
+        ``area``: a collection district name, free text (filters and open data)."""
         try:
             canonical = parse_stream(stream)
         except StreamError as e:
             raise RegistryError(f"bin {id!r}: {e}") from None
+        if container_type not in CONTAINER_TYPES:
+            raise RegistryError(
+                f"bin {id!r}: container_type {container_type!r} is not one of "
+                f"{', '.join(CONTAINER_TYPES)}"
+            )
+        if not 0 < full_pct <= 200:
+            raise RegistryError(f"bin {id!r}: full_pct {full_pct!r} must be in (0, 200]")
         if self.db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone() is None:
             raise RegistryError(f"bin {id!r}: no site {site_id!r}")
+        if self.db.execute("SELECT 1 FROM bins WHERE id = ?", (id,)).fetchone() is not None:
+            raise ConflictError(f"bin {id!r} exists already")
         self._exec(
-            "INSERT INTO bins (id, site_id, stream, volume_l, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (id, site_id, canonical, volume_l, now_ms()),
+            "INSERT INTO bins (id, site_id, stream, volume_l, created_ms, container_type,"
+            " full_pct, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, site_id, canonical, volume_l, now_ms(), container_type, full_pct, area),
         )
 
     def bin(self, id: str) -> Bin:
         row = self.db.execute(
-            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+            f"""SELECT {BIN_COLUMNS}
                FROM bins b JOIN sites s ON s.id = b.site_id WHERE b.id = ?""",
             (id,),
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no bin {id!r}")
+            raise NotFoundError(f"no bin {id!r}")
         return Bin(*row)
 
     def bins(self) -> list[Bin]:
         rows = self.db.execute(
-            """SELECT b.id, b.site_id, s.municipality_id, b.stream, b.volume_l, s.lat, s.lon
+            f"""SELECT {BIN_COLUMNS}
                FROM bins b JOIN sites s ON s.id = b.site_id ORDER BY b.id"""
         )
         return [Bin(*r) for r in rows]
@@ -331,6 +508,8 @@ class Registry:
                 f"device {id!r}: sensor {sensor!r} is not one of {', '.join(SENSORS)} "
                 "(ultrasonic: JSN-SR04T; tof: VL53L1X)"
             )
+        if self.db.execute("SELECT 1 FROM devices WHERE id = ?", (id,)).fetchone():
+            raise ConflictError(f"device {id!r} exists already")
         t = at_ms if at_ms is not None else now_ms()
         values = (
             self._checked_thresholds(id, _DEFAULT_THRESHOLDS, thresholds, None)
@@ -349,7 +528,7 @@ class Registry:
             (id,),
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no device {id!r}")
+            raise NotFoundError(f"no device {id!r}")
         return Device(*row)
 
     def devices(self, state: str | None = None) -> list[Device]:
@@ -396,7 +575,7 @@ class Registry:
             f"SELECT {_THRESHOLD_COLUMNS} FROM devices WHERE id = ?", (id,)
         ).fetchone()
         if row is None:
-            raise RegistryError(f"no device {id!r}")
+            raise NotFoundError(f"no device {id!r}")
         return dict(zip(THRESHOLDS, row, strict=True))
 
     def set_thresholds(self, id: str, changes: Mapping[str, float]) -> DeviceConfig:

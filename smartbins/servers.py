@@ -23,11 +23,15 @@ from pathlib import Path
 
 from smartbins import influx
 from smartbins.errors import SmartbinsError
-from smartbins.passwords import PasswordFile
+from smartbins.passwords import BROKER_USER, PasswordFile, mqtt_login
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_CONF = REPO_ROOT / "mosquitto.conf"
 PRODUCTION_ACL = REPO_ROOT / "mosquitto.acl"
+#: Our broker plugin (client ids and subscriptions; see mosquitto.conf), compiled on first use.
+PLUGIN_SOURCE = REPO_ROOT / "broker" / "smartbins_auth.c"
+PLUGIN_BUILD = REPO_ROOT / "build" / "broker" / "smartbins_auth.so"
+_PLUGIN_PACKAGES = "gcc libc6-dev mosquitto-dev libmosquitto-dev"
 
 #: Keys of mosquitto.conf the test broker sets itself; every other line is kept as deployed.
 _OVERRIDDEN = {
@@ -87,6 +91,31 @@ def _find(command: str) -> str:
             "apt-get update && apt-get install -y mosquitto mosquitto-clients influxdb"
         )
     return found
+
+
+def auth_plugin() -> Path:
+    """The compiled ``broker/smartbins_auth.c`` (built here when missing or older than its
+    source, as `make broker-plugin` does)."""
+    if PLUGIN_BUILD.exists() and PLUGIN_BUILD.stat().st_mtime >= PLUGIN_SOURCE.stat().st_mtime:
+        return PLUGIN_BUILD
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not Path("/usr/include/mosquitto_broker.h").exists():
+        raise ServerError(
+            "the broker plugin needs a C compiler and Mosquitto's headers. Run `make system` "
+            f"(it installs them), or: apt-get install -y {_PLUGIN_PACKAGES}"
+        )
+    PLUGIN_BUILD.parent.mkdir(parents=True, exist_ok=True)
+    tmp = PLUGIN_BUILD.with_name(f".{PLUGIN_BUILD.name}.{os.getpid()}")
+    done = subprocess.run(
+        [cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(tmp), str(PLUGIN_SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise ServerError(f"compiling {PLUGIN_SOURCE} failed:\n{done.stderr}")
+    os.replace(tmp, PLUGIN_BUILD)
+    return PLUGIN_BUILD
 
 
 class _ChildServer:
@@ -161,8 +190,9 @@ class _ChildServer:
 class Mosquitto(_ChildServer):
     """A Mosquitto broker on a free loopback port, configured as in production.
 
-    ``dev=True`` allows anonymous clients and turns the ACL off, loudly; it exists for
-    experiments, never for tests of security.
+    ``dev=True`` allows anonymous clients and turns the ACL and the plugin off, loudly; it
+    exists for experiments, never for tests of security. ``plugin=False`` keeps password file
+    and ACL but leaves out our plugin (the configuration before it, for benchmarks only).
     """
 
     name = "mosquitto"
@@ -176,16 +206,20 @@ class Mosquitto(_ChildServer):
         conf: Path = PRODUCTION_CONF,
         acl: Path = PRODUCTION_ACL,
         extra_conf: str = "",
+        plugin: bool = True,
     ) -> None:
         super().__init__(workdir)
         self.port = port or free_port()
         self.dev = dev
+        self.plugin_path = workdir / "smartbins_auth.so" if plugin and not dev else None
         self.conf_path = workdir / "mosquitto.conf"
         self.acl_path = workdir / "acl"
         self.passwd_path = workdir / "passwd"
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(acl, self.acl_path)
+        if self.plugin_path is not None:  # in the workdir: the broker's user must read it
+            shutil.copyfile(auth_plugin(), self.plugin_path)
         if not self.passwd_path.exists():
             self.passwd_path.touch(mode=0o600)
         self.conf_path.write_text(self._render(conf.read_text(), extra_conf))
@@ -193,7 +227,22 @@ class Mosquitto(_ChildServer):
 
     @property
     def passwords(self) -> PasswordFile:
-        return PasswordFile(self.passwd_path, reload=self.reload)
+        """The broker's password file: every change reloads the broker and is verified by a
+        login with a changed account (the broker drops to `mosquitto` only when run as root)."""
+        return PasswordFile(
+            self.passwd_path,
+            reload=self.reload,
+            verify=self.check_login if not self.dev else None,
+            broker_user=BROKER_USER if os.geteuid() == 0 else None,
+        )
+
+    def check_login(self, username: str, password: str) -> None:
+        """Raise ServerError unless the running broker accepts this account (no-op if stopped)."""
+        if not self.running:
+            return
+        code = mqtt_login("127.0.0.1", self.port, username, password)
+        if code != 0:
+            raise ServerError(f"the broker refused {username!r} (CONNACK {code})")
 
     def _render(self, production: str, extra: str) -> str:
         kept = []
@@ -201,6 +250,11 @@ class Mosquitto(_ChildServer):
             words = line.split()
             if not words or words[0].startswith("#") or words[0] in _OVERRIDDEN:
                 continue
+            if words[0] == "plugin" or words[0].startswith("plugin_opt_"):
+                if self.plugin_path is None:
+                    continue
+                if words[0] == "plugin":
+                    line = f"plugin {self.plugin_path}"
             kept.append(line)
         lines = [
             "# rendered by smartbins.servers from mosquitto.conf; do not edit",
@@ -254,9 +308,16 @@ class Mosquitto(_ChildServer):
         if not (self.running and self.proc is not None):
             return
         before = self._reloads()
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: self._reloads() > before, timeout, 0.01, "mosquitto reload")
         time.sleep(0.05)  # the line is logged just before the files are read
+        with open(self.log_path, "rb") as f:
+            f.seek(log_size)
+            since = f.read().decode(errors="replace")
+        for line in since.splitlines():
+            if "Error" in line:
+                raise ServerError(f"mosquitto reloaded with an error: {line.strip()}")
 
     def _reloads(self) -> int:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import tempfile
 import tomllib
 import types
 import typing
@@ -195,3 +196,52 @@ def read_secret(env: str, file: Path | None, what: str) -> str:
             f"run: chmod 600 {file}"
         )
     return file.read_text().strip()
+
+
+#: Mode of every file smartbins writes that holds a secret or a hash, and of the secrets dir.
+SECRET_FILE_MODE = 0o600
+SECRET_DIR_MODE = 0o700
+
+
+def secret_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) or bring an existing one to 0700; an existing directory
+    someone else owns is an error (we cannot vouch for who reads it)."""
+    path.mkdir(parents=True, exist_ok=True, mode=SECRET_DIR_MODE)
+    st = path.stat()
+    if st.st_mode & 0o777 != SECRET_DIR_MODE:
+        if st.st_uid != os.geteuid() and os.geteuid() != 0:
+            raise ConfigError(
+                f"secrets directory {path} has mode {st.st_mode & 0o777:04o} and is not ours; "
+                f"run: chmod 700 {path}"
+            )
+        os.chmod(path, SECRET_DIR_MODE)
+    return path
+
+
+def write_secret(path: Path, value: str) -> Path:
+    """Write a secret to ``path`` with mode 0600 and the writer as owner, whatever was there
+    before: written next to it and renamed over it, so an existing file's looser mode, owner or
+    hard links never carry over and a reader never sees half a secret."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, SECRET_FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def private_file(path: Path, mode: int = SECRET_FILE_MODE) -> Path:
+    """Create ``path`` empty with ``mode`` if missing, else set ``mode`` on it: for databases
+    that hold hashes or device secrets (SQLite gives its -wal/-shm files the same mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return path

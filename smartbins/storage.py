@@ -32,7 +32,12 @@ DEVICE_TAG = "device"
 STORED_FLOAT_FIELDS: tuple[FieldSpec, ...] = tuple(
     f for f in READING_FIELDS if f.kind in ("int", "float") and f.attr != "ts_ms"
 )
-PRECISION = "ms"
+#: Points are written in nanoseconds: below the reading's millisecond sit digits from its seq.
+PRECISION = "ns"
+NS_PER_MS = 1_000_000
+#: Field set on a reading whose timestamp is not after that of a lower seq of the same device
+#: (a clock that stood still or went back): stored, never merged, but not to be trusted.
+SUSPECT_TS_FIELD = "ts_suspect"
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,32 @@ class Point:
     measurement: str
     tags: tuple[tuple[str, str], ...]
     fields: tuple[tuple[str, float | str], ...]
-    time_ms: int
+    time_ns: int
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
         """InfluxDB's identity of a point: a second write with the same key overwrites it."""
-        return self.measurement, self.tags, self.time_ms
+        return self.measurement, self.tags, self.time_ns
 
 
-def reading_point(reading: Reading) -> Point:
+def reading_time_ns(reading: Reading) -> int:
+    """The stored time of a reading: its ``ts`` [ms] plus ``seq mod 10^6`` nanoseconds.
+
+    The point key (measurement, device, time) is then unique per (device, seq): two readings
+    of one device stamped with the same millisecond (a device without a good clock, after a
+    power loss) are two points, where they used to be one, the later overwriting an
+    acknowledged reading. A resend of the same (device, seq) has the same time and overwrites
+    itself. Two seqs share a point only if they are 10^6 apart and carry the same millisecond.
+    Queries with ``epoch=ms`` return ``ts`` itself (InfluxDB truncates)."""
+    return reading.ts_ms * NS_PER_MS + reading.seq % NS_PER_MS
+
+
+def reading_point(reading: Reading, *, suspect_ts: bool = False) -> Point:
     """The stored form of a reading. Tags come only from the reading itself (the device id):
     bin, stream and municipality are joined from the registry at query time, so moving a device
     never changes the key of a stored or resent point, and the sequence number is a field, not a
-    tag, so it adds no series."""
+    tag, so it adds no series (it reaches the key through the time: :func:`reading_time_ns`).
+    ``suspect_ts`` adds the field ``ts_suspect`` = 1 (see :data:`SUSPECT_TS_FIELD`)."""
     values: list[tuple[str, float | str]] = []
     for spec in STORED_FLOAT_FIELDS:
         v = getattr(reading, spec.attr)
@@ -61,11 +79,16 @@ def reading_point(reading: Reading) -> Point:
     values.append(("fw", reading.fw))
     if reading.errors:
         values.append(("err", ",".join(str(c) for c in reading.errors)))
-    return Point(MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading.ts_ms)
+    if suspect_ts:
+        values.append((SUSPECT_TS_FIELD, 1.0))
+    return Point(
+        MEASUREMENT, ((DEVICE_TAG, reading.device),), tuple(values), reading_time_ns(reading)
+    )
 
 
 def reading_from_stored(device: str, time_ms: int, values: Mapping[str, Any]) -> Reading:
-    """Inverse of :func:`reading_point`, for what a query returns (floats back to ints)."""
+    """Inverse of :func:`reading_point`, for what a query with ``epoch=ms`` returns (floats
+    back to ints; ``ts_suspect`` is not part of the reading)."""
     kwargs: dict[str, Any] = {}
     for spec in STORED_FLOAT_FIELDS:
         v = values.get(spec.key)
@@ -95,7 +118,7 @@ def deadletter_point(dl: DeadLetter) -> Point:
     if dl.index is not None:
         values.append(("index", float(dl.index)))
     tags = ((DEVICE_TAG, device), ("digest", dl.digest), ("reason", dl.reason.value))
-    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms)
+    return Point(DEADLETTER_MEASUREMENT, tags, tuple(values), dl.received_ms * NS_PER_MS)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -115,11 +138,12 @@ def _field_value(value: float | str) -> str:
 
 
 def to_line(point: Point) -> str:
-    """One point in InfluxDB line protocol, timestamp in milliseconds (write with precision=ms)."""
+    """One point in InfluxDB line protocol, timestamp in nanoseconds (write with
+    ``precision=``:data:`PRECISION`)."""
     measurement = point.measurement.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
     tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point.tags))
     values = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point.fields)
-    return f"{measurement}{tags} {values} {point.time_ms}"
+    return f"{measurement}{tags} {values} {point.time_ns}"
 
 
 # ------------------------------------------------------------------------------------ queries
@@ -157,4 +181,74 @@ def recent_distances_query(device: str, last: int) -> str:
     return (
         f"SELECT mm FROM {MEASUREMENT} WHERE {DEVICE_TAG} = {device_literal(device)} "
         f"AND mm >= 0 ORDER BY time DESC LIMIT {last}"
+    )
+
+
+# ------------------------------------------------------------------------- backend queries
+# The backend's readings: latest state, one bin's history, fleet health. Times are integer
+# milliseconds since the epoch (checked), device ids go through device_literal.
+
+#: Fields the backend reads back, by stored key.
+STATE_FIELDS = ("fill", "temp", "bat", "rssi", "tilt", "flags", "err", "fw", "boot", "seq",
+                "interval", "dropped", "mm", "cal")
+
+
+def time_ms_literal(name: str, value: int) -> str:
+    """An epoch-millisecond time as InfluxQL (``1700000000000ms``); ValueError naming ``name``
+    for anything that is not an integer between 1970 and 2100."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 4_102_444_800_000:
+        raise ValueError(f"{name} {value!r} must be an integer time in ms between 1970 and 2100")
+    return f"{value}ms"
+
+
+def latest_query(since_ms: int | None = None) -> str:
+    """Every device's newest reading (all fields), one series per device; only readings at or
+    after ``since_ms`` when given (the incremental refresh of the backend's cache)."""
+    where = ""
+    if since_ms is not None:
+        where = f" WHERE time >= {time_ms_literal('since_ms', since_ms)}"
+    return f"SELECT * FROM {MEASUREMENT}{where} GROUP BY {DEVICE_TAG} ORDER BY time DESC LIMIT 1"
+
+
+#: Aggregates of a downsampled history: mean levels, the lowest battery, the largest tilt.
+_HISTORY_AGGREGATES = (
+    "mean(fill) AS fill, mean(temp) AS temp, min(bat) AS bat, mean(rssi) AS rssi, "
+    "max(tilt) AS tilt"
+)
+
+
+def history_query(device: str, start_ms: int, end_ms: int, every_s: int | None = None) -> str:
+    """One device's readings in [start_ms, end_ms): raw, or averaged per ``every_s`` bucket."""
+    where = (
+        f"WHERE {DEVICE_TAG} = {device_literal(device)} "
+        f"AND time >= {time_ms_literal('start_ms', start_ms)} "
+        f"AND time < {time_ms_literal('end_ms', end_ms)}"
+    )
+    if every_s is None:
+        return f"SELECT fill, temp, bat, rssi, tilt FROM {MEASUREMENT} {where}"
+    if not isinstance(every_s, int) or isinstance(every_s, bool) or not 1 <= every_s <= 31 * 86_400:
+        raise ValueError(f"every_s {every_s!r} must be an integer 1..2678400")
+    return (
+        f"SELECT {_HISTORY_AGGREGATES} FROM {MEASUREMENT} {where} "
+        f"GROUP BY time({every_s}s) fill(none)"
+    )
+
+
+def health_query(since_ms: int) -> str:
+    """Per device over the window since ``since_ms``: battery at its start and end, the boot
+    count's range, readings, readings with a sensor error, and the newest seen time."""
+    return (
+        f"SELECT first(bat) AS bat_first, last(bat) AS bat_last, min(boot) AS boot_min, "
+        f"max(boot) AS boot_max, count(seq) AS readings, count(err) AS errors, "
+        f"mean(rssi) AS rssi "
+        f"FROM {MEASUREMENT} WHERE time >= {time_ms_literal('since_ms', since_ms)} "
+        f"GROUP BY {DEVICE_TAG}"
+    )
+
+
+def deadletters_query(since_ms: int) -> str:
+    """Dead letters since ``since_ms`` counted per device and reason."""
+    return (
+        f"SELECT count(detail) AS n FROM {DEADLETTER_MEASUREMENT} "
+        f"WHERE time >= {time_ms_literal('since_ms', since_ms)} GROUP BY {DEVICE_TAG}, reason"
     )

@@ -48,9 +48,18 @@ class MqttProbe:
     clean: bool = True
     messages: list[Received] = field(default_factory=list)
     connect_rc: ReasonCode | None = None
+    #: Connections the broker closed or refused (a session taken over shows up here).
+    disconnects: int = 0
 
     def __post_init__(self) -> None:
-        self.client_id = self.client_id or f"probe-{next(_client_ids)}"
+        if not self.client_id:  # the broker takes only an account's own ids (mosquitto.conf)
+            n = next(_client_ids)
+            if self.username is None:
+                self.client_id = f"probe-{n}"
+            elif "." in self.username:
+                self.client_id = f"{self.username}-probe-{n}"
+            else:
+                self.client_id = self.username
         kwargs = {"clean_session": self.clean} if self.protocol != mqtt.MQTTv5 else {}
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -64,12 +73,16 @@ class MqttProbe:
         self._connected = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: object
     ) -> None:
         self.connect_rc = rc
         self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, *args: object) -> None:
+        self.disconnects += 1
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -85,7 +98,8 @@ class MqttProbe:
         assert self.connect_rc is not None
         return self.connect_rc
 
-    def subscribe(self, topic: str, qos: int = 1) -> None:
+    def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
+        """Subscribe and return the broker's answer (granted QoS, or a failure code)."""
         done = threading.Event()
         granted: list[object] = []
 
@@ -99,6 +113,7 @@ class MqttProbe:
         self.client.subscribe(topic, qos)
         if not done.wait(5):
             raise TimeoutError(f"no SUBACK for {topic}")
+        return granted  # type: ignore[return-value]
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False

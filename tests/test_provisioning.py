@@ -118,7 +118,7 @@ def test_move_and_decommission_keep_history(broker: Broker, reg: Registry, mqtt_
 
 
 def test_service_account_secrets_are_private_and_reused(tmp_path: Path) -> None:
-    passwords = PasswordFile(tmp_path / "passwd")
+    passwords = PasswordFile(tmp_path / "passwd", broker_user=None)  # the broker runs as us
     first = ensure_service_accounts(passwords, tmp_path / "secrets")
     again = ensure_service_accounts(passwords, tmp_path / "secrets")
     assert {k: v.password for k, v in first.items()} == {k: v.password for k, v in again.items()}

@@ -36,7 +36,7 @@ def a_reading(seq: int, device: str = "dev-s1", **kw: object) -> p.Reading:
 @given(readings())
 def test_point_key_depends_only_on_device_and_time(r: p.Reading) -> None:
     point = storage.reading_point(r)
-    assert point.key == ("reading", (("device", r.device),), r.ts_ms)
+    assert point.key == ("reading", (("device", r.device),), r.ts_ms * 10**6 + r.seq % 10**6)
     # Every numeric field is a float, so InfluxDB never fixes a field as integer.
     assert all(isinstance(v, float) for k, v in point.fields if k not in ("fw", "err"))
     assert "seq" not in dict(point.tags)
@@ -67,8 +67,8 @@ def test_reading_written_twice_is_stored_once_and_reads_back_equal(influxdb) -> 
         3, distance_mm=None, fill_pct=None, errors=(1, 3), flags=int(p.Flag.SENSOR_ERROR)
     )
     lines = [storage.to_line(storage.reading_point(r)) for r in rs]
-    client.write_lines(lines)
-    client.write_lines(lines[1:4])  # a resend of some of them
+    client.write_lines(lines, precision=storage.PRECISION)
+    client.write_lines(lines[1:4], precision=storage.PRECISION)  # a resend of some of them
     where = f"{storage.DEVICE_TAG} = {storage.device_literal('dev-s1')}"
     series = client.query(f"SELECT * FROM {storage.MEASUREMENT} WHERE {where}")
     (s,) = series
@@ -93,7 +93,7 @@ def test_line_protocol_escapes_what_needs_escaping(influxdb) -> None:
         received_ms=1_764_000_000_123,
         device="dev x,y=z",
     )
-    client.write_lines([storage.to_line(storage.deadletter_point(dl))])
+    client.write_lines([storage.to_line(storage.deadletter_point(dl))], precision=storage.PRECISION)
     measurement = storage.DEADLETTER_MEASUREMENT
     (s,) = client.query(f"SELECT * FROM {measurement} WHERE digest = '{dl.digest}'")
     row = dict(zip(s["columns"], s["values"][0], strict=True))
@@ -102,3 +102,17 @@ def test_line_protocol_escapes_what_needs_escaping(influxdb) -> None:
     assert row["topic"] == dl.topic
     assert row["reason"] == "bad_json"
     assert row["time"] == dl.received_ms
+
+
+def test_two_readings_with_one_timestamp_are_two_points_and_resends_overwrite(influxdb) -> None:
+    """A device without a good clock stamps seq 7 and 8 alike: both stay (issue 11 item 5)."""
+    client = influxdb.client()
+    same = 1_764_100_000_000
+    rs = [a_reading(7, device="dev-s2", ts_ms=same), a_reading(8, device="dev-s2", ts_ms=same,
+                                                                distance_mm=10)]
+    lines = [storage.to_line(storage.reading_point(r)) for r in rs]
+    client.write_lines(lines, precision=storage.PRECISION)
+    client.write_lines(lines, precision=storage.PRECISION)  # resent: overwrites itself
+    where = f"{storage.DEVICE_TAG} = {storage.device_literal('dev-s2')}"
+    (s,) = client.query(f"SELECT seq, mm FROM {storage.MEASUREMENT} WHERE {where}")
+    assert [(t, seq, mm) for t, seq, mm in s["values"]] == [(same, 7.0, 893.0), (same, 8.0, 10.0)]

@@ -12,11 +12,23 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from smartbins.cli import config, demo, device, evaluate, flash, gateway, simulate
+from smartbins.cli import (
+    alerts,
+    api,
+    config,
+    demo,
+    device,
+    evaluate,
+    flash,
+    gateway,
+    setup,
+    simulate,
+    token,
+)
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, evaluate, device, flash, gateway, config)
+COMMANDS = (demo, simulate, evaluate, setup, device, flash, gateway, api, alerts, token, config)
 
 
 def _version() -> str:

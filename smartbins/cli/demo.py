@@ -13,7 +13,7 @@ removed afterwards (``--keep`` keeps it).
 from __future__ import annotations
 
 import argparse
-import os
+import datetime as dt
 import shutil
 import sqlite3
 import subprocess
@@ -48,23 +48,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=1, help="Seed of city and fleet. Default: 1.")
     parser.add_argument(
+        "--start",
+        default=DEMO_START,
+        help=f"UTC day the simulation starts (YYYY-MM-DD). Default: {DEMO_START}, a fixed day, "
+        "so that the same seed gives the same readings in every run.",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="Keep the temp dir (configs, data, logs) afterwards."
     )
     parser.set_defaults(func=run)
 
 
-def _secret_file(path: Path, value: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return path
+#: The demo's simulated start: fixed (a Monday), so a seed always gives the same readings.
+#: The gateway never rejects a reading for its age (backfill is normal), only future ones.
+DEMO_START = "2025-06-02"
+#: Real seconds the fleet may spend after the run resending what is not yet acknowledged.
+DRAIN_S = 60.0
 
 
-def _gateway_config(
-    workdir: Path, broker: Mosquitto, influx: InfluxDB, password: str
-) -> tuple[Path, int]:
+def _start_s(day: str, days: float) -> int:
+    try:
+        start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise SmartbinsError(f"--start {day!r}: expected YYYY-MM-DD") from None
+    start_s = int(start.timestamp())
+    if start_s + days * 86400 > time.time():
+        raise SmartbinsError(f"--start {day}: the run must end before now (the gateway refuses "
+                             "readings from the future)")
+    return start_s
+
+
+def _gateway_config(workdir: Path, broker: Mosquitto, influx: InfluxDB) -> tuple[Path, int]:
     """A gateway config file as an operator would write it; secrets in 0600 files."""
     from gateway.config import GatewayConfig, HttpConfig, StatusConfig
+    from smartbins.deployment import INFLUX_WRITER
     from smartbins.provisioning import GATEWAY_ACCOUNT
     from smartbins.settings import to_toml
 
@@ -77,14 +94,15 @@ def _gateway_config(
             port=broker.port,
             password_env="SMARTBINS_DEMO_UNSET",
             password_file=secrets / GATEWAY_ACCOUNT,
-            client_id="demo-gateway",
+            client_id=f"{GATEWAY_ACCOUNT}-demo",
         ),
         influxdb=replace(
             cfg.influxdb,
             url=influx.url,
             database=influx.database,
+            username=INFLUX_WRITER,
             password_env="SMARTBINS_DEMO_UNSET",
-            password_file=_secret_file(secrets / "influxdb-gateway", password),
+            password_file=secrets / f"influxdb-{INFLUX_WRITER}",
         ),
         http=HttpConfig(port=free_port()),
         status=StatusConfig(path=workdir / "gateway-status.sqlite"),
@@ -113,7 +131,8 @@ def _stored(client: InfluxClient) -> dict[str, set[int]]:
 def run(args: argparse.Namespace) -> int:
     from simulator.fleet import BrokerFleet, buffered, build_world, provision_fleet
     from simulator.truth import account
-    from simulator.world import WorldOptions, start_for
+    from simulator.world import WorldOptions
+    from smartbins.deployment import setup_influxdb
     from smartbins.progress import ProgressBar
     from smartbins.provisioning import ensure_service_accounts
     from smartbins.registry import Registry
@@ -130,13 +149,12 @@ def run(args: argparse.Namespace) -> int:
         broker.start()
         print(f"  mosquitto   127.0.0.1:{broker.port} (production config: no anonymous access)")
         influx.start()
-        gw_password = os.urandom(16).hex()
-        influx.client().execute(f"CREATE USER \"smartbins-gateway\" WITH PASSWORD '{gw_password}'")
-        influx.client().execute(f'GRANT WRITE ON "{influx.database}" TO "smartbins-gateway"')
+        setup_influxdb(influx.client(), influx.database, workdir / "secrets")
         print(f"  influxd     {influx.url} (auth on; the gateway may only write)")
 
         registry = Registry(workdir / "registry.sqlite")
-        options = WorldOptions(seed=args.seed, start_s=start_for(args.days), days=args.days)
+        start_s = _start_s(args.start, args.days)
+        options = WorldOptions(seed=args.seed, start_s=start_s, days=args.days)
         world = build_world(args.bins, options, workdir / "truth.sqlite", registry, devices=False)
         passwords = provision_fleet(world, registry, broker.passwords)
         streams = sorted({b.stream for b in world.city.bins})
@@ -146,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             "password (not shown)"
         )
 
-        config, http_port = _gateway_config(workdir, broker, influx, gw_password)
+        config, http_port = _gateway_config(workdir, broker, influx)
         with open(workdir / "gateway.log", "ab") as log:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "--config", str(config)],
@@ -159,7 +177,14 @@ def run(args: argparse.Namespace) -> int:
 
         fleet = BrokerFleet(world, broker.port, passwords, args.speed)
         t0 = time.monotonic()
-        stats = fleet.run(progress=ProgressBar("  simulating "))
+        # Then every device still holding readings resends until all are acknowledged: what is
+        # stored no longer depends on how the last acknowledgements raced the end of the run.
+        fleet.start(progress=ProgressBar("  simulating "), drain_s=DRAIN_S)
+        assert fleet.thread is not None
+        fleet.thread.join()
+        if fleet.error is not None:
+            raise fleet.error
+        stats = fleet.stats
         print(
             f"  fleet       {stats.wakes} wakes in {time.monotonic() - t0:.1f} s, "
             "a real MQTT connect each"

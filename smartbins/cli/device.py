@@ -20,6 +20,7 @@ from smartbins import settings as settings_mod
 from smartbins.deviceops import (
     DEFAULT_FULL_MM,
     INFLUX_PASSWORD_ENV,
+    SERVICE_PASSWORD_ENV,
     SETTINGS_ENV,
     THRESHOLD_SPECS,
     WIFI_PASSWORD_ENV,
@@ -62,17 +63,27 @@ def load_settings(args: argparse.Namespace) -> DeviceSettings:
     return replace(s, **changes)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, passwords: bool = True) -> None:
+    """Settings file and registry; the password file and the broker reload are listed only
+    with ``passwords`` (the commands that change passwords)."""
     g = parser.add_argument_group("Where things are (override the settings file)")
     g.add_argument(
         "--settings",
         help=f"TOML settings file (default: ${SETTINGS_ENV}, else built-in defaults).",
     )
     g.add_argument("--registry", help="The registry database (SQLite).")
-    g.add_argument("--password-file", help="The broker's password file.")
-    g.add_argument("--broker-pid-file", help="Reload the broker by SIGHUP to the pid in this file.")
+    # Commands that change no password accept these (one set of flags for every command in a
+    # script) but do not list them: they would do nothing there.
+    def shown(text: str) -> str:
+        return text if passwords else argparse.SUPPRESS
+
+    g.add_argument("--password-file", help=shown("The broker's password file."))
     g.add_argument(
-        "--reload-command", help="Reload the broker with this command (e.g. 'systemctl reload …')."
+        "--broker-pid-file", help=shown("Reload the broker by SIGHUP to the pid in this file.")
+    )
+    g.add_argument(
+        "--reload-command",
+        help=shown("Reload the broker with this command (e.g. 'systemctl reload …')."),
     )
 
 
@@ -160,7 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("device_id", help="The device id.")
         if action == "move":
             a.add_argument("--bin", dest="bin_id", required=True, help="The new bin.")
-        _add_common(a)
+        _add_common(a, passwords=action != "move")
         if action == "rotate":
             _add_device_config_flags(a)
         a.set_defaults(func=cmd_device, action=action)
@@ -178,8 +189,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Publish the recorded config again without changing it (e.g. after a broker outage).",
     )
     _add_threshold_flags(dc, "Thresholds to change (the others keep their recorded values)")
-    _add_common(dc)
-    g = dc.add_argument_group("Broker (for publishing the config)")
+    _add_common(dc, passwords=False)
+    g = dc.add_argument_group(
+        "Broker (for publishing the config)",
+        f"Published as the service account smartbins.service; its password comes from "
+        f"${SERVICE_PASSWORD_ENV}, else the settings file's service_password_file (mode 0600).",
+    )
     g.add_argument("--broker-host", help="Broker address.")
     g.add_argument("--broker-port", type=int, help="Broker port.")
     dc.set_defaults(func=cmd_device_config)
@@ -202,8 +217,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument(
         "--last", type=int, default=3, help="How many recent readings to use. Default: 3."
     )
-    _add_common(cal)
-    g = cal.add_argument_group("Broker and database")
+    _add_common(cal, passwords=False)
+    g = cal.add_argument_group(
+        "Broker and database",
+        f"The config is published as the service account smartbins.service: password from "
+        f"${SERVICE_PASSWORD_ENV}, else the settings file's service_password_file (mode 0600). "
+        f"The readings are read as --influx-username: password from ${INFLUX_PASSWORD_ENV}, "
+        f"else influx_password_file.",
+    )
     g.add_argument("--broker-host", help="Broker address (for publishing the config).")
     g.add_argument("--broker-port", type=int, help="Broker port.")
     g.add_argument("--influx-url", help="InfluxDB URL (v1 API).")

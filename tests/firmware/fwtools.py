@@ -189,7 +189,9 @@ class Acknowledger:
         #: which runs an interval per wake; the device sets its clock from acknowledgements.
         self.now: Callable[[], int] = now_ms
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="fw-test-acker", clean_session=True
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{creds.username}-fw-test-acker",
+            clean_session=True,
         )
         self.client.username_pw_set(creds.username, creds.password)
         self.subscribed = threading.Event()
@@ -290,6 +292,10 @@ class Fleet:
         self.server.start()
         assert self.server.proc is not None
         self.pid_file.write_text(f"{self.server.proc.pid}\n")
+        self.settings_path = self.pid_file.with_name("device-settings.toml")
+        self.settings_path.write_text(
+            f'broker_host = "127.0.0.1"\nbroker_port = {self.server.port}\n'
+        )
 
     def stop(self) -> None:
         self.server.stop()
@@ -302,6 +308,9 @@ class Fleet:
             str(self.server.passwd_path),
             "--broker-pid-file",
             str(self.pid_file),
+            # broker_host and broker_port: where a password change is verified after the reload.
+            "--settings",
+            str(self.settings_path),
         ]
 
     def cli(self, *argv: str) -> int:

@@ -118,14 +118,18 @@ def test_calibrate_from_recent_readings_reaches_the_firmware(
     base = 1_764_000_000_000
     mm = [900, 1180, 1210, 400, 1200]  # the last three: 1210, a spike (400), 1200
     client.write_lines(
-        storage.to_line(
-            storage.reading_point(
-                p.Reading(
-                    "cli-cal", i, 1, base + i * 1000, "1.0.0", 3600, distance_mm=d, fill_pct=10.0
+        [
+            storage.to_line(
+                storage.reading_point(
+                    p.Reading(
+                        "cli-cal", i, 1, base + i * 1000, "1.0.0", 3600, distance_mm=d,
+                        fill_pct=10.0,
+                    )
                 )
             )
-        )
-        for i, d in enumerate(mm)
+            for i, d in enumerate(mm)
+        ],
+        precision=storage.PRECISION,
     )
     monkeypatch.setenv("SMARTBINS_SERVICE_PASSWORD", fleet.service.password)
     monkeypatch.setenv("SMARTBINS_INFLUX_PASSWORD", influxdb.password)

@@ -28,6 +28,7 @@ from gateway.config import (
     read_secrets,
 )
 from gateway.service import Gateway
+from smartbins.provisioning import GATEWAY_ACCOUNT
 from smartbins.servers import InfluxDB, free_port
 
 _n = itertools.count()
@@ -105,7 +106,7 @@ def gateway_factory(
             influx=influxdb,
             database=fresh_db,
             group=f"g{unique}",
-            client_id=f"{unique}-{name}",
+            client_id=f"{GATEWAY_ACCOUNT}-{unique}-{name}",
             **overrides,
         )
         gw = Gateway(cfg, read_secrets(cfg))

@@ -126,13 +126,17 @@ class GatewayProcess:
 class Stack:
     """Own Mosquitto + InfluxDB (+ service accounts) + gateway processes, all killable."""
 
-    def __init__(self, name: str, *, extra_acl: str = "", extra_conf: str = "") -> None:
+    def __init__(
+        self, name: str, *, extra_acl: str = "", extra_conf: str = "", plugin: bool = True
+    ) -> None:
         self.workdir = temp_workdir(name)
         acl = PRODUCTION_ACL
         if extra_acl:
             acl = self.workdir / "acl"
             acl.write_text(PRODUCTION_ACL.read_text() + "\n" + extra_acl + "\n")
-        self.broker = Mosquitto(self.workdir / "mosquitto", acl=acl, extra_conf=extra_conf)
+        self.broker = Mosquitto(
+            self.workdir / "mosquitto", acl=acl, extra_conf=extra_conf, plugin=plugin
+        )
         self.creds = ensure_service_accounts(self.broker.passwords, self.workdir / "secrets")
         self.influx = InfluxDB(self.workdir / "influxdb")
         self.gateways: list[GatewayProcess] = []
@@ -151,7 +155,7 @@ class Stack:
                 port=self.broker.port,
                 password_env="SMARTBINS_TEST_UNSET",
                 password_file=self.workdir / "secrets" / GATEWAY_ACCOUNT,
-                client_id=f"gw-{name}",
+                client_id=f"{GATEWAY_ACCOUNT}-{name}",
                 session_expiry_s=60,
                 keepalive_s=5,
                 reconnect_min_s=0.1,

@@ -26,6 +26,8 @@ from smartbins.servers import wait_until
 
 OBSERVER = "test.observer"
 OBSERVER_ACL = f"user {OBSERVER}\ntopic read sb/down/+/ack\n"
+#: The broker's plugin grants a service account only the subscriptions listed for it.
+OBSERVER_CONF = f"plugin_opt_subscribe_{OBSERVER} sb/down/+/ack"
 
 
 class AckObserver:
@@ -35,7 +37,7 @@ class AckObserver:
         self.covered: dict[str, set[int]] = {}
         self.lock = threading.Lock()
         self.ready = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="storm-observer")
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=OBSERVER)
         c.username_pw_set(OBSERVER, password)
         c.on_connect = lambda client, *a: client.subscribe("sb/down/+/ack", 1)
         c.on_subscribe = lambda *a: self.ready.set()
@@ -64,7 +66,8 @@ class AckObserver:
 
 
 def add_observer(stack: Stack) -> str:
-    """Call before ``stack.start()``; the Stack needs ``extra_acl=OBSERVER_ACL``."""
+    """Call before ``stack.start()``; the Stack needs ``extra_acl=OBSERVER_ACL`` and
+    ``extra_conf=OBSERVER_CONF``."""
     password = new_secret()
     stack.broker.passwords.update({OBSERVER: password})
     return password

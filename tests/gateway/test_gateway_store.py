@@ -79,9 +79,10 @@ def test_split_isolates_every_bad_point(influxdb: InfluxDB) -> None:
     try:
         client = influxdb.client(db)
         client.write_lines(['m,device=x f="s" 1600000000000'])  # f is a string in this shard
-        lines = [f"m,device=a f={i}.0 {1764000000000 + i}" for i in range(10)]
-        lines[3] = "m,device=a f=1.0 1600000000001"  # conflicts
-        lines[8] = "m,device=a f=2.0 1600000000002"  # conflicts
+        # The store writes nanoseconds (smartbins.storage.PRECISION).
+        lines = [f"m,device=a f={i}.0 {(1764000000000 + i) * 10**6}" for i in range(10)]
+        lines[3] = f"m,device=a f=1.0 {1600000000001 * 10**6}"  # conflicts
+        lines[8] = f"m,device=a f=2.0 {1600000000002 * 10**6}"  # conflicts
         metrics = Metrics()
         rejected = Store(client, RetryConfig(), metrics).write(lines)
         assert sorted(rejected) == [3, 8]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 from gw_stack import Stack
-from gw_storm import OBSERVER_ACL, add_observer, run_storm
+from gw_storm import OBSERVER_ACL, OBSERVER_CONF, add_observer, run_storm
 
 
 @pytest.mark.timeout(300)
 def test_backfill_storm_of_simulated_devices() -> None:
-    stack = Stack("gw-storm", extra_acl=OBSERVER_ACL)
+    stack = Stack("gw-storm", extra_acl=OBSERVER_ACL, extra_conf=OBSERVER_CONF)
     try:
         password = add_observer(stack)
         stack.start()

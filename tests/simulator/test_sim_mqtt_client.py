@@ -57,14 +57,14 @@ def test_round_trip_through_the_broker_with_session(broker):
     gw = broker.gateway
 
     async def run():
-        c = await connect(broker.port, "mqtt-client-test", gw.username, gw.password)
+        c = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password)
         assert not c.session_present
-        await c.subscribe(["sb/up/mqtt-client-dev/reading"])
+        await c.subscribe(["sb/up/+/+"])  # the broker grants the gateway only its filters
         await c.disconnect()
-        c2 = await connect(broker.port, "mqtt-client-test", gw.username, gw.password)
+        c2 = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password)
         assert c2.session_present
         await c2.disconnect()
-        c3 = await connect(broker.port, "mqtt-client-test", gw.username, gw.password,
+        c3 = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password,
                            clean=True)
         await c3.disconnect()
 

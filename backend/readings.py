@@ -1,0 +1,256 @@
+"""Readings from InfluxDB for the API: each device's latest state (cached, fed incrementally) and
+one bin's history (joined through the registry's device-to-bin history, downsampled for long
+ranges).
+
+The cache: one full query at start (every device's newest reading), then every
+``cache_refresh_s`` a query for readings since the newest time seen minus a margin, merged in
+when newer than what is held. A device that comes back after an outage longer than the margin
+is caught by its newest (current) reading; only older backfilled readings are skipped, which
+the latest state does not need. With ``cache_refresh_s = 0`` every request queries InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smartbins import assets, storage
+from smartbins.influx import InfluxClient
+from smartbins.protocol import Flag
+from smartbins.registry import Bin, Registry, now_ms
+
+#: How far back the incremental refresh looks behind the newest time it has seen [ms].
+REFRESH_MARGIN_MS = 3_600_000
+#: Longest history one request may ask for [ms], and the most points it returns.
+MAX_RANGE_MS = 400 * 86_400_000
+MAX_POINTS = 2_000
+#: Bucket widths a long history is averaged over [s]: the smallest that fits MAX_POINTS.
+BUCKETS_S = (300, 900, 3_600, 3 * 3_600, 6 * 3_600, 86_400, 7 * 86_400)
+#: Ranges up to this (three days: 72 hourly readings) are returned raw [ms].
+RAW_UP_TO_MS = 3 * 86_400_000
+
+
+def flag_names(flags: float | None) -> list[str]:
+    if flags is None:
+        return []
+    value = int(flags)
+    return [f.name.lower() for f in Flag if f.name and value & f]
+
+
+@dataclass(frozen=True)
+class Latest:
+    device: str
+    time_ms: int
+    values: Mapping[str, Any]
+
+
+class Readings:
+    """Queries InfluxDB with one client per thread (the client is not thread-safe)."""
+
+    def __init__(self, make_client: Callable[[], InfluxClient], refresh_s: float) -> None:
+        self._make_client = make_client
+        self._local = threading.local()
+        self.refresh_s = refresh_s
+        self._latest: dict[str, Latest] = {}
+        self._newest_ms: int | None = None
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Bumped whenever the cache takes a newer reading: part of an answer cache's key.
+        self.generation = 0
+        #: Serialised answers of the latest-state route by (municipality, stream, area), each
+        #: with the (registry bins version, generation) it was built at.
+        self.answers: dict[tuple[str, str | None, str | None], tuple[tuple[int, int], bytes]] = {}
+
+    def client(self) -> InfluxClient:
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self._make_client()
+        return c
+
+    def query(self, q: str) -> list[dict[str, Any]]:
+        return self.client().query(q)
+
+    # --------------------------------------------------------------- latest state
+
+    def refresh(self) -> int:
+        """Merge readings newer than the cache holds; returns how many devices changed."""
+        since = None if self._newest_ms is None else self._newest_ms - REFRESH_MARGIN_MS
+        series = self.query(storage.latest_query(since))
+        changed = 0
+        with self._lock:
+            for s in series:
+                device = s["tags"][storage.DEVICE_TAG]
+                row = dict(zip(s["columns"], s["values"][0], strict=True))
+                t = int(row.pop("time"))
+                held = self._latest.get(device)
+                if held is None or t >= held.time_ms:
+                    self._latest[device] = Latest(device, t, row)
+                    changed += 1
+                if self._newest_ms is None or t > self._newest_ms:
+                    self._newest_ms = t
+            self._loaded = True
+            if changed:
+                self.generation += 1
+        return changed
+
+    def latest(self) -> dict[str, Latest]:
+        """Every device's newest reading: from the cache, or a fresh query without one."""
+        if self.refresh_s == 0 or not self._loaded:
+            if self.refresh_s == 0:
+                self._latest, self._newest_ms = {}, None
+            self.refresh()
+        return self._latest
+
+    def start(self) -> None:
+        if self.refresh_s <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name="latest-cache", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            try:
+                self.refresh()
+            except Exception:
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def bin_states(
+    reg: Registry,
+    readings: Readings,
+    municipality_id: str,
+    *,
+    stream: str | None = None,
+    area: str | None = None,
+) -> list[dict[str, Any]]:
+    """The latest state of every (not retired) bin of a municipality: the newest reading of the
+    device on it now, if taken since it was put there."""
+    the_bins = assets.bins(reg, municipality_id, stream=stream, area=area)
+    on = assets.current_devices(reg, municipality_id)
+    latest = readings.latest()
+    return [_state(b, on.get(b.id), latest) for b in the_bins]
+
+
+MAX_CACHED_ANSWERS = 256
+
+
+def bin_states_json(
+    reg: Registry,
+    readings: Readings,
+    municipality_id: str,
+    *,
+    stream: str | None = None,
+    area: str | None = None,
+) -> bytes:
+    """:func:`bin_states` as JSON, served from the answer cache while neither the registry's
+    bins nor the readings cache changed (a whole city's answer is about 1.5 MB to build)."""
+    if readings.refresh_s == 0:
+        return json.dumps(bin_states(reg, readings, municipality_id, stream=stream, area=area),
+                          separators=(",", ":")).encode()
+    readings.latest()  # loaded before the key is taken
+    key = (municipality_id, stream, area)
+    stamp = (reg.bins_version(), readings.generation)
+    held = readings.answers.get(key)
+    if held is not None and held[0] == stamp:
+        return held[1]
+    body = json.dumps(bin_states(reg, readings, municipality_id, stream=stream, area=area),
+                      separators=(",", ":")).encode()
+    if len(readings.answers) >= MAX_CACHED_ANSWERS:
+        readings.answers.clear()
+    readings.answers[key] = (stamp, body)
+    return body
+
+
+def _state(b: Bin, on: tuple[str, int] | None, latest: Mapping[str, Latest]) -> dict[str, Any]:
+    device = on[0] if on else None
+    r = latest.get(device) if device else None
+    if r is not None and on is not None and r.time_ms < on[1]:
+        r = None  # that reading was taken on another bin
+    v = r.values if r else {}
+    fill = v.get("fill")
+    return {
+        "bin_id": b.id,
+        "stream": b.stream,
+        "area": b.area,
+        "lat": b.lat,
+        "lon": b.lon,
+        "device_id": device,
+        "fill_pct": fill,
+        "temp_c": v.get("temp"),
+        "battery_mv": v.get("bat"),
+        "rssi_dbm": v.get("rssi"),
+        "tilt_deg": v.get("tilt"),
+        "last_seen_ms": r.time_ms if r else None,
+        "flags": flag_names(v.get("flags")),
+        "full": fill is not None and fill >= b.full_pct,
+    }
+
+
+def bucket_for(start_ms: int, end_ms: int, every_s: int | None) -> int | None:
+    """The bucket width for a history request: the one asked for, none for short ranges, else
+    the smallest of BUCKETS_S that keeps the points under MAX_POINTS."""
+    if every_s is not None:
+        return every_s
+    span = end_ms - start_ms
+    if span <= RAW_UP_TO_MS:
+        return None
+    for b in BUCKETS_S:
+        if span / (b * 1000) <= MAX_POINTS:
+            return b
+    return BUCKETS_S[-1]
+
+
+def history(
+    reg: Registry,
+    readings: Readings,
+    bin_id: str,
+    start_ms: int,
+    end_ms: int,
+    every_s: int | None = None,
+) -> dict[str, Any]:
+    """One bin's readings in [start_ms, end_ms) from each device that sat on it then."""
+    bucket = bucket_for(start_ms, end_ms, every_s)
+    points: list[dict[str, Any]] = []
+    for device, from_ms, to_ms in assets.bin_devices(reg, bin_id):
+        lo, hi = max(start_ms, from_ms), min(end_ms, to_ms if to_ms is not None else end_ms)
+        if lo >= hi:
+            continue
+        for s in readings.query(storage.history_query(device, lo, hi, bucket)):
+            cols = s["columns"]
+            for row in s["values"]:
+                v = dict(zip(cols, row, strict=True))
+                points.append(
+                    {
+                        "time_ms": int(v["time"]),
+                        "device_id": device,
+                        "fill_pct": v.get("fill"),
+                        "temp_c": v.get("temp"),
+                        "battery_mv": v.get("bat"),
+                        "rssi_dbm": v.get("rssi"),
+                        "tilt_deg": v.get("tilt"),
+                    }
+                )
+    points.sort(key=lambda p: p["time_ms"])
+    return {
+        "bin_id": bin_id,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "every_s": bucket,
+        "points": points,
+    }
+
+
+def default_range(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+    end = end_ms if end_ms is not None else now_ms()
+    start = start_ms if start_ms is not None else end - 7 * 86_400_000
+    return start, end

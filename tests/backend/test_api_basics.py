@@ -1,0 +1,130 @@
+"""The API's basic shape: health, metrics, OpenAPI, registry CRUD and its error answers."""
+
+from __future__ import annotations
+
+from conftest import World
+
+API = "/api/v1/municipalities"
+
+
+def test_health_docs_and_metrics(world: World) -> None:
+    c = world.client
+    assert c.get("/healthz").json() == {"status": "ok", "registry": "ok", "influxdb": "ok"}
+    assert c.get("/docs").status_code == 200
+    assert "/api/v1/municipalities/{municipality_id}/bins" in c.get("/openapi.json").json()["paths"]
+    c.get(f"{API}/0101/bins", headers=world.auth("a-viewer"))
+    text = c.get("/metrics").text
+    assert (
+        'smartbins_api_requests_total{method="GET",'
+        'route="/api/v1/municipalities/{municipality_id}/bins",status="200"}'
+    ) in text
+    assert "smartbins_api_request_seconds_bucket{" in text
+
+
+def test_a_token_lists_only_its_municipalities(world: World) -> None:
+    c = world.client
+    assert [m["id"] for m in c.get(API, headers=world.auth("a-viewer")).json()] == ["0101"]
+    assert [m["id"] for m in c.get(API, headers=world.auth("root")).json()] == ["0101", "0147"]
+
+
+def test_site_crud_and_errors_name_the_field(fresh_world: World) -> None:
+    c, h = fresh_world.client, fresh_world.auth("a-planner")
+    r = c.post(
+        f"{API}/0101/sites",
+        json={"id": "s-new", "lat": 55.7, "lon": 12.5, "address": "Gade 1"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["address"] == "Gade 1"
+    r = c.post(f"{API}/0101/sites", json={"id": "s-new", "lat": 55.7, "lon": 12.5}, headers=h)
+    assert (r.status_code, r.json()) == (409, {"detail": "site 's-new' exists already"})
+    r = c.post(f"{API}/0101/sites", json={"id": "s-2", "lat": 95, "lon": 12.5}, headers=h)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "lat"]
+    r = c.post(
+        f"{API}/0101/sites", json={"id": "s-2", "lat": 5, "lon": 1, "colour": "x"}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "colour"]
+    r = c.patch(f"{API}/0101/sites/s-new", json={"name": "Ny"}, headers=h)
+    assert r.json()["name"] == "Ny" and r.json()["address"] == "Gade 1"
+    r = c.delete(f"{API}/0101/sites/a-site-1", headers=h)
+    assert (r.status_code, r.json()) == (
+        409,
+        {"detail": "site 'a-site-1' still has bins; retire or move them first"},
+    )
+    assert c.delete(f"{API}/0101/sites/s-new", headers=h).status_code == 204
+    assert c.get(f"{API}/0101/sites/s-new", headers=h).status_code == 404
+
+
+def test_bins_validate_stream_and_site(fresh_world: World) -> None:
+    c, h = fresh_world.client, fresh_world.auth("a-planner")
+    body = {"id": "nb", "site_id": "a-site-1", "stream": "food+glass", "volume_l": 240}
+    r = c.post(f"{API}/0101/bins", json=body, headers=h)
+    assert r.status_code == 400
+    assert "stream 'food+glass': these fractions may not share a bin" in r.json()["detail"]
+    r = c.post(
+        f"{API}/0101/bins", json={**body, "stream": "glass", "site_id": "b-site-1"}, headers=h
+    )
+    assert (r.status_code, r.json()["detail"]) == (
+        400,
+        "bin 'nb': site_id 'b-site-1': no such site here",
+    )
+    r = c.post(f"{API}/0101/bins", json={**body, "stream": "Glass"}, headers=h)
+    assert r.status_code == 201 and r.json()["stream"] == "glass"
+    r = c.get(f"{API}/0101/bins", params={"stream": "glass"}, headers=h)
+    assert sorted(b["id"] for b in r.json()) == ["a-bin-2", "nb"]
+    r = c.get(f"{API}/0101/bins", params={"area": "center"}, headers=h)
+    assert sorted(b["id"] for b in r.json()) == ["a-bin-1", "a-bin-3"]
+    r = c.delete(f"{API}/0101/bins/a-bin-1", headers=h)
+    assert r.status_code == 409 and "still has device" in r.json()["detail"]
+    assert c.delete(f"{API}/0101/bins/nb", headers=h).json()["retired_ms"] is not None
+
+
+def test_trucks_and_disposal_sites(fresh_world: World) -> None:
+    c, h = fresh_world.client, fresh_world.auth("a-planner")
+    r = c.post(
+        f"{API}/0101/trucks",
+        headers=h,
+        json={
+            "id": "t2",
+            "depot_id": "a-depot-1",
+            "fuel": "electric",
+            "compartments": [
+                {"stream": "glass", "capacity_l": 8000},
+                {"stream": "metal+plastic", "capacity_l": 8000},
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert [x["stream"] for x in r.json()["compartments"]] == ["glass", "metal+plastic"]
+    r = c.post(
+        f"{API}/0101/trucks",
+        headers=h,
+        json={
+            "id": "t3",
+            "depot_id": "b-depot-1",
+            "compartments": [{"stream": "glass", "capacity_l": 1}],
+        },
+    )
+    assert (r.status_code, r.json()["detail"]) == (
+        400,
+        "truck 't3': depot_id 'b-depot-1': no such depot here",
+    )
+    r = c.post(
+        f"{API}/0101/disposal-sites",
+        headers=h,
+        json={
+            "id": "d2",
+            "lat": 55,
+            "lon": 12,
+            "streams": ["glass"],
+            "opening_hours": "Mo-Fr 25:00",
+        },
+    )
+    assert r.status_code == 400 and "opening_hours 'Mo-Fr 25:00'" in r.json()["detail"]
+    r = c.patch(
+        f"{API}/0101/disposal-sites/a-disposal-1",
+        headers=h,
+        json={"streams": ["paper+cardboard", "glass"], "opening_hours": "24/7"},
+    )
+    assert r.json()["streams"] == ["glass", "paper+cardboard"]

@@ -1,0 +1,116 @@
+"""Readings through the API: latest state of every bin, one bin's history joined through the
+device-to-bin history and downsampled for long ranges, filters by stream and area."""
+
+from __future__ import annotations
+
+from conftest import HOUR_MS, World, readings_lines
+
+from backend import readings
+from smartbins import storage
+
+API = "/api/v1/municipalities/0101"
+
+
+def test_latest_state_of_every_bin(world: World) -> None:
+    r = world.client.get(f"{API}/state", headers=world.auth("a-viewer"))
+    assert r.status_code == 200, r.text
+    by_bin = {s["bin_id"]: s for s in r.json()}
+    assert sorted(by_bin) == ["a-bin-1", "a-bin-2", "a-bin-3", "a-bin-4", "a-bin-5"]
+    one = by_bin["a-bin-1"]
+    assert one["device_id"] == world.ids["a"]["device_id"]
+    assert one["fill_pct"] == 40.0 + 47 * 0.5
+    assert (one["temp_c"], one["battery_mv"], one["rssi_dbm"]) == (12.5, 3900 - 47, -70)
+    assert one["flags"] == [] and one["full"] is False
+    assert one["last_seen_ms"] > world.now_ms - 2 * HOUR_MS
+    assert by_bin["a-bin-3"]["fill_pct"] is None and by_bin["a-bin-3"]["device_id"] is None
+    r = world.client.get(f"{API}/state", params={"stream": "glass"},
+                         headers=world.auth("a-viewer"))
+    assert [s["bin_id"] for s in r.json()] == ["a-bin-2"]
+    r = world.client.get(f"{API}/state", params={"area": "center"},
+                         headers=world.auth("a-viewer"))
+    assert [s["bin_id"] for s in r.json()] == ["a-bin-1", "a-bin-3"]
+    r = world.client.get(f"{API}/state", params={"stream": "lava"},
+                         headers=world.auth("a-viewer"))
+    assert r.status_code == 400 and "stream: stream 'lava': unknown fraction" in r.json()["detail"]
+
+
+def test_history_raw_and_downsampled(world: World) -> None:
+    h = world.auth("a-viewer")
+    end = world.now_ms
+    r = world.client.get(f"{API}/bins/a-bin-1/readings",
+                         params={"start_ms": end - 50 * HOUR_MS, "end_ms": end}, headers=h)
+    body = r.json()
+    assert body["every_s"] is None and len(body["points"]) == 48
+    assert body["points"][0]["fill_pct"] == 40.0
+    r = world.client.get(f"{API}/bins/a-bin-1/readings",
+                         params={"start_ms": end - 30 * 24 * HOUR_MS, "end_ms": end}, headers=h)
+    body = r.json()
+    assert body["every_s"] == 3600 and 48 <= len(body["points"]) <= 49
+    r = world.client.get(f"{API}/bins/a-bin-1/readings",
+                         params={"start_ms": end - 48 * HOUR_MS, "end_ms": end,
+                                 "every_s": 86400}, headers=h)
+    assert 2 <= len(r.json()["points"]) <= 3
+    r = world.client.get(f"{API}/bins/a-bin-1/readings", params={"start_ms": end,
+                                                                  "end_ms": end - 1}, headers=h)
+    assert (r.status_code, r.json()["detail"]) == (
+        400, f"end_ms: {end - 1} must be after start_ms {end}")
+
+
+def test_history_follows_the_device_to_bin_history(fresh_world: World) -> None:
+    w = fresh_world
+    dev = w.ids["a"]["device_id"]
+    r = w.client.get(f"{API}/bins/a-bin-1/readings", headers=w.auth("a-viewer"),
+                     params={"start_ms": w.now_ms - 50 * HOUR_MS, "end_ms": w.now_ms})
+    first = r.json()["points"][0]["time_ms"]
+    moved_at = first + 24 * HOUR_MS  # readings 0..23 on bin 1, 24..47 on bin 5
+    with w.registry() as reg:
+        reg.link(dev, "a-bin-5", at_ms=moved_at)
+    h = w.auth("a-viewer")
+    params = {"start_ms": first - 1, "end_ms": w.now_ms}
+    one = w.client.get(f"{API}/bins/a-bin-1/readings", params=params, headers=h).json()
+    five = w.client.get(f"{API}/bins/a-bin-5/readings", params=params, headers=h).json()
+    assert len(one["points"]) == 24 and len(five["points"]) == 24
+    assert max(p["time_ms"] for p in one["points"]) < moved_at
+    assert min(p["time_ms"] for p in five["points"]) == moved_at
+    state = {s["bin_id"]: s for s in w.client.get(f"{API}/state", headers=h).json()}
+    assert state["a-bin-5"]["device_id"] == dev and state["a-bin-1"]["device_id"] is None
+
+
+def test_bucket_choice() -> None:
+    day = 86_400_000
+    assert readings.bucket_for(0, day, None) is None
+    assert readings.bucket_for(0, 7 * day, None) == 900
+    assert readings.bucket_for(0, 30 * day, None) == 3600
+    assert readings.bucket_for(0, 400 * day, None) == 6 * 3600
+    assert readings.bucket_for(0, day, 600) == 600
+
+
+def test_every_influxql_value_is_checked() -> None:
+    for bad in ("x' OR 1=1 --", "a b", "", "d\n1"):
+        try:
+            storage.history_query(bad, 0, 1)
+        except ValueError as e:
+            assert "is not a device id" in str(e)
+        else:
+            raise AssertionError(bad)
+    for bad_time in (-1, 1.5, "1", True, 10**16):
+        try:
+            storage.latest_query(bad_time)  # type: ignore[arg-type]
+        except ValueError as e:
+            assert "since_ms" in str(e)
+        else:
+            raise AssertionError(bad_time)
+
+
+def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
+    w = fresh_world
+    h = w.auth("a-viewer")
+    first = w.client.get(f"{API}/state", headers=h).json()
+    assert first[0]["fill_pct"] == 63.5 and first[0]["full"] is False
+    c = w.influx.client(w.database)
+    c.write_lines(readings_lines(w.ids["a"]["device_id"], w.now_ms, 1, 99.0),
+                  precision=storage.PRECISION)
+    c.close()
+    w.client.app.state.readings.refresh()
+    now = w.client.get(f"{API}/state", headers=h).json()[0]
+    assert (now["fill_pct"], now["full"], now["last_seen_ms"]) == (99.0, True, w.now_ms)
