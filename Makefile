@@ -60,6 +60,8 @@ bench: system venv
 	$(BIN)/python bench/firmware_wake.py
 	$(BIN)/python bench/api_latency.py
 	$(BIN)/python bench/dashboard_load.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/closed_loop.py --jobs 2
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.
 # Installing never starts the packages' services: a policy-rc.d that says "no" (101) is in
