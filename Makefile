@@ -7,12 +7,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the project runs against (their own services are never used), and what
-# compiles the broker plugin (broker/smartbins_auth.c): a C compiler and Mosquitto's headers.
+# Debian packages the project runs against (their own services are never used), what
+# compiles the broker plugin (broker/smartbins_auth.c): a C compiler and Mosquitto's headers,
+# and chromium, the browser the dashboard tests drive through Playwright (never `playwright
+# install`: no browser is downloaded).
 APT_PACKAGES := python3-venv mosquitto mosquitto-clients influxdb \
-	gcc libc6-dev mosquitto-dev libmosquitto-dev
+	gcc libc6-dev mosquitto-dev libmosquitto-dev chromium
 # The commands and headers those packages provide, checked before anything is installed.
-SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd cc
+SYSTEM_COMMANDS := mosquitto mosquitto_passwd mosquitto_pub influxd cc chromium
 SYSTEM_HEADERS := /usr/include/mosquitto_broker.h /usr/include/mosquitto.h
 # The packages' own services: never started by us, and stopped and disabled if installing
 # them started them (Debian's influxdb starts one on :8086, all interfaces, no authentication).
@@ -22,7 +24,7 @@ PLUGIN := build/broker/smartbins_auth.so
 .PHONY: demo test lint bench system venv clean stubs typecheck-firmware broker-plugin
 
 demo: system venv broker-plugin
-	$(BIN)/smartbins demo
+	$(BIN)/smartbins demo --serve
 
 test: system venv stubs broker-plugin
 	$(BIN)/ruff check .
@@ -55,7 +57,12 @@ bench: system venv
 	$(BIN)/python bench/gateway_storm_sim.py
 	$(BIN)/python bench/gateway_chaos.py
 	$(BIN)/python bench/simulator_scale.py
+	$(BIN)/python bench/simulator_broker_mode.py
 	$(BIN)/python bench/firmware_wake.py
+	$(BIN)/python bench/api_latency.py
+	$(BIN)/python bench/dashboard_load.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/closed_loop.py --jobs 2
 
 # Debian packages: install only what is missing; as non-root, print the exact command instead.
 # Installing never starts the packages' services: a policy-rc.d that says "no" (101) is in

@@ -55,7 +55,7 @@ class AlertEngine:
         if self.a.webhook_url:
             self.secret = sm.read_secret(self.a.webhook_secret_env, self.a.webhook_secret_file,
                                          "webhook secret")
-        self.channels = ("webhook", "mqtt") if self.a.webhook_url else ("mqtt",)
+        self.channels = self.a.channels
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.connected = threading.Event()
@@ -157,11 +157,30 @@ class AlertEngine:
 
     # --------------------------------------------------------------- running
 
+    def seed(self, reg: Registry) -> None:
+        """Devices known only from InfluxDB (silent since before the engine first ran), read
+        window by window as the API's cache loads them."""
+        from backend.app import influx_factory
+        from backend.readings import Readings
+
+        try:
+            readings = Readings(influx_factory(self.settings), 1.0)  # no thread: one load
+            readings.load()
+        except Exception as e:  # optional: without it, devices are learnt live
+            log.warning("could not read the devices' newest readings from InfluxDB: %s", e)
+            return
+        latest = {
+            d: (r.time_ms, int(r.values.get("interval") or 3600))
+            for d, r in readings.latest().items()
+        }
+        log.info("learnt %d devices from InfluxDB", alerts.seed_devices(reg, latest))
+
     def run(self) -> None:
         a = self.a
         self.client.connect_async(a.mqtt_host, a.mqtt_port, keepalive=30)
         self.client.loop_start()
         reg = Registry(self.settings.registry.path)
+        self.seed(reg)
         next_check = 0.0
         try:
             while not self.stop_event.is_set():

@@ -26,7 +26,9 @@ from smartbins import assets
 from smartbins import protocol as p
 from smartbins.registry import ConflictError, NotFoundError, Registry, now_ms
 
-KINDS = ("full", "fire", "tilt", "low_battery", "offline", "sensor_fault")
+KINDS = ("full", "fire", "tilt", "low_battery", "offline", "sensor_fault", "forecast_overflow")
+#: Kinds the planning service raises (from forecasts), not the engine (from readings).
+PLANNED_KINDS = ("forecast_overflow",)
 STATES = ("open", "acknowledged", "resolved")
 CHANNELS = ("webhook", "mqtt")
 OFFLINE_INTERVALS = 3
@@ -239,10 +241,32 @@ def process_reading(
     return opened
 
 
-def _clear(reg: Registry, device_id: str, kind: str, at_ms: int) -> None:
+def _clear(
+    reg: Registry, device_id: str, kind: str, at_ms: int, actor: str = "engine",
+    note: str = "condition cleared",
+) -> None:
     a = _active(reg, device_id, kind)
     if a is not None:
-        set_state(reg, a.id, "resolved", "engine", "condition cleared", at_ms)
+        set_state(reg, a.id, "resolved", actor, note, at_ms)
+
+
+def clear(reg: Registry, device_id: str, kind: str, at_ms: int, actor: str, note: str) -> None:
+    """Resolve the device's active alert of ``kind``, if any (the condition no longer holds)."""
+    _clear(reg, device_id, kind, at_ms, actor, note)
+
+
+def seed_devices(reg: Registry, latest: dict[str, tuple[int, int]]) -> int:
+    """Learn devices the engine has not seen from their newest stored reading (time, interval),
+    so that a device that fell silent before the engine first ran is still found offline."""
+    rows = [(d, t, i) for d, (t, i) in latest.items()]
+    with reg.transaction():
+        before = reg.db.total_changes
+        reg.db.executemany(
+            "INSERT OR IGNORE INTO alert_devices (device_id, last_ts_ms, interval_s)"
+            " VALUES (?, ?, ?)",
+            rows,
+        )
+        return reg.db.total_changes - before
 
 
 def check_offline(reg: Registry, channels: Sequence[str], at_ms: int) -> list[int]:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from backend import dashboard
 from backend import settings as settings_mod
 from backend.metrics import Metrics, MetricsMiddleware
 from backend.readings import Readings
@@ -22,6 +23,7 @@ from backend.routes import (
     bins,
     devices,
     fleet,
+    forecasts,
     health,
     municipalities,
     opendata,
@@ -76,10 +78,11 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.readings = readings
     app.state.metrics = Metrics()
-    for r in (municipalities, sites, bins, devices, fleet, alerts, tokens):
+    for r in (municipalities, sites, bins, devices, fleet, alerts, forecasts, tokens):
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    dashboard.install(app, settings.dashboard, API_PREFIX)
     _errors(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -22,8 +22,14 @@ from smartbins.influx import InfluxClient
 from smartbins.protocol import Flag
 from smartbins.registry import Bin, Registry, now_ms
 
-#: How far back the incremental refresh looks behind the newest time it has seen [ms].
-REFRESH_MARGIN_MS = 3_600_000
+#: How far back the incremental refresh looks behind the newest time it has seen [ms]: room
+#: for readings that reach InfluxDB a little after newer ones of other devices.
+REFRESH_MARGIN_MS = 600_000
+#: The first load looks back this far, then further while devices known to InfluxDB are
+#: missing (a query over all of a city's history takes InfluxDB 1.6 tens of seconds; the last
+#: hours answer for almost every device). A device silent for longer than the last window
+#: shows no reading.
+LOAD_WINDOWS_MS = (2 * 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000, 90 * 86_400_000)
 #: Longest history one request may ask for [ms], and the most points it returns.
 MAX_RANGE_MS = 400 * 86_400_000
 MAX_POINTS = 2_000
@@ -77,10 +83,37 @@ class Readings:
 
     # --------------------------------------------------------------- latest state
 
+    def load(self, now: int | None = None) -> None:
+        """The first load: each device's newest reading, looking back window by window until
+        every device InfluxDB knows is found."""
+        t = now if now is not None else now_ms()
+        known = {v[1] for s in self.query(storage.devices_query()) for v in s["values"]}
+        for window in LOAD_WINDOWS_MS:
+            self._merge(self.query(storage.latest_query(max(t - window, 0))))
+            if known <= set(self._latest):
+                break
+        with self._lock:
+            self._loaded = True
+
     def refresh(self) -> int:
         """Merge readings newer than the cache holds; returns how many devices changed."""
-        since = None if self._newest_ms is None else self._newest_ms - REFRESH_MARGIN_MS
-        series = self.query(storage.latest_query(since))
+        if self._newest_ms is None:
+            before = self.generation
+            self.load()
+            return int(self.generation != before)
+        rows = self.query(storage.recent_query(self._newest_ms - REFRESH_MARGIN_MS))
+        newest: dict[str, dict[str, Any]] = {}
+        for s in rows:  # one series, in time order: the last row of a device is its newest
+            cols = s["columns"]
+            for values in s["values"]:
+                row = dict(zip(cols, values, strict=True))
+                newest[row.pop(storage.DEVICE_TAG)] = row
+        return self._merge(
+            [{"tags": {storage.DEVICE_TAG: d}, "columns": list(r), "values": [list(r.values())]}
+             for d, r in newest.items()]
+        )
+
+    def _merge(self, series: list[dict[str, Any]]) -> int:
         changed = 0
         with self._lock:
             for s in series:
@@ -88,7 +121,7 @@ class Readings:
                 row = dict(zip(s["columns"], s["values"][0], strict=True))
                 t = int(row.pop("time"))
                 held = self._latest.get(device)
-                if held is None or t >= held.time_ms:
+                if held is None or t > held.time_ms or (t == held.time_ms and row != held.values):
                     self._latest[device] = Latest(device, t, row)
                     changed += 1
                 if self._newest_ms is None or t > self._newest_ms:

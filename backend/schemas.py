@@ -12,6 +12,7 @@ from smartbins.registry import CONTAINER_TYPES, SENSORS
 from smartbins.tokens import ROLES
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["cph-0001"])]
+UserId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Name = Annotated[str, Field(max_length=200)]
 Lat = Annotated[float, Field(ge=-90, le=90, description="latitude [°], WGS 84")]
@@ -348,6 +349,9 @@ class TokenCreate(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Role
     expires_in_s: Annotated[int, Field(gt=0, le=5 * 365 * 86_400)] | None = 90 * 86_400
+    user_id: UserId | None = Field(
+        default=None, description="the user it is issued to; its role is at most theirs"
+    )
 
 
 class TokenPublic(BaseModel):
@@ -358,6 +362,30 @@ class TokenPublic(BaseModel):
     created_ms: int
     expires_ms: int | None
     revoked_ms: int | None
+    user_id: str | None
+
+
+UserName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class UserCreate(Request):
+    id: UserId
+    name: UserName
+    role: Role
+
+
+class UserUpdate(Request):
+    name: UserName | None = None
+    role: Role | None = None
+
+
+class UserPublic(BaseModel):
+    id: str
+    municipality_id: str
+    name: str
+    role: str
+    created_ms: int
+    disabled_ms: int | None
 
 
 class TokenCreated(TokenPublic):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.dashboard.settings import DashboardSettings
 from smartbins import settings as settings_mod
 from smartbins.deviceops import DeviceSettings
 
@@ -18,7 +19,7 @@ SAMPLE_PATH = Path(__file__).with_name("sample.toml")
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
-    #: Reserved for development-only relaxations (none yet).
+    #: Development mode: allows InfluxDB without authentication (influxdb.username = "").
     dev: bool = False
 
     def __post_init__(self) -> None:
@@ -128,6 +129,11 @@ class AlertSettings:
         if not self.offline_check_s > 0:
             raise ValueError(f"offline_check_s: {self.offline_check_s!r} must be > 0")
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Where alerts go: the webhook when one is set, and always the MQTT topic."""
+        return ("webhook", "mqtt") if self.webhook_url else ("mqtt",)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -137,6 +143,14 @@ class Settings:
     devices: DevicesSettings = field(default_factory=DevicesSettings)
     open_data: OpenDataSettings = field(default_factory=OpenDataSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+
+    def __post_init__(self) -> None:
+        if not self.influxdb.username and not self.server.dev:
+            raise ValueError(
+                "influxdb.username: empty means reading InfluxDB without authentication; give "
+                "the read-only user, or set [server] dev = true for a local experiment"
+            )
 
 
 def load(path: Path | str) -> Settings:

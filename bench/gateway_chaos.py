@@ -54,7 +54,8 @@ def main() -> int:
             progress=lambda s: print(s, flush=True),
         )
         print(result.line())
-        ok = (result.doubles, result.missing, result.unexpected) == (0, 0, 0) and result.drained
+        ok = (result.doubles, result.missing, result.unexpected, result.mismatched) == (0,) * 4
+        ok = ok and result.drained
         print(f"{'PASS' if ok else 'FAIL'}: exactly once ({time.monotonic() - t0:.0f} s in all)")
         return 0 if ok else 1
     finally:

@@ -50,7 +50,7 @@ def main() -> int:
         )  # fmt: skip
         print(result.line())
         lost = result.produced - result.stored + result.doubles
-        ok = (result.doubles, result.missing, result.unexpected) == (0, 0, 0)
+        ok = (result.doubles, result.missing, result.unexpected, result.mismatched) == (0,) * 4
         print(f"{'PASS' if ok else 'FAIL'}: {result.produced:,} readings, loss {lost}, "
               f"stored and acknowledged after {result.seconds:.1f} s (target < 120 s) with "
               f"{args.workers} gateway workers; {time.monotonic() - t0:.0f} s in all")  # fmt: skip

@@ -35,6 +35,9 @@ SCENARIO_DEFAULTS: dict = {
     "ntp": True,
     "power_off_ms": 600000,  # time without power at a power cut
     "cut_at": None,  # cut the next slot write after this many bytes (then "reboot")
+    # [n, nbytes]: SIGKILL this process during its n-th flash write (1-byte marks count), after
+    # nbytes of it (null: all of it); a test then knows its kill hit a write.
+    "kill_at_write": None,
     "min_range_mm": 250,
     "fast_silence": False,  # silent network waits pass in simulated time (budget tests)
 }
@@ -59,6 +62,24 @@ class CutFlash(FileFlash):
             super().write(offset, data[:cut])
             raise PowerCut("write cut after %d of %d bytes" % (cut, len(data)))
         super().write(offset, data)
+
+
+class KillFlash(FileFlash):
+    """Flash whose process is SIGKILLed during its ``n``-th write, after ``nbytes`` of it."""
+
+    def __init__(self, path: str, size: int, n: int, nbytes) -> None:
+        super().__init__(path, size)
+        self.left = n
+        self.nbytes = nbytes
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.left -= 1
+        if self.left:
+            super().write(offset, data)
+            return
+        super().write(offset, data if self.nbytes is None else data[: self.nbytes])
+        os.system("kill -9 $PPID")  # the shell's parent: this micropython process
+        raise PowerCut("SIGKILL did not arrive")
 
 
 class FakeHardware:
@@ -187,6 +208,9 @@ class FakeHardware:
     # ---------------------------------------------------------------- storage
 
     def flash(self, path: str, size: int):
+        kill = self.sc.get("kill_at_write")
+        if kill is not None:
+            return KillFlash(path, size, kill[0], kill[1])
         cut = self.sc.get("cut_at")
         if cut is None:
             return FileFlash(path, size)

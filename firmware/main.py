@@ -21,6 +21,7 @@ ACK_WAIT_MS = const(2000)  # end-to-end acknowledgement of what was just sent
 SESSION_BUDGET_MS = const(20000)  # no new publish starts after this much of the MQTT phase
 MAX_BATCHES = const(10)
 RESEND_MIN_S = const(60)
+CLOCK_AHEAD_MS = const(60000)  # last ts this far past a current server time: the clock was wrong
 
 #: Config defaults until the retained config (docs/protocol.md "Config") has been received.
 DEFAULTS = {
@@ -102,6 +103,10 @@ class Wake:
         off = self.mem.get("off")
         if current or (off is not None and rtc + off < server_ts):
             self.mem["off"] = server_ts - rtc
+        if current and self.st.get("last_ts", 0) > server_ts + CLOCK_AHEAD_MS:
+            # The clock was far ahead (a bad NTP answer): later readings take the server's time
+            # instead of one past a timestamp the gateway refused as being in the future.
+            self.st["last_ts"] = server_ts
 
     def next_ts(self, t: int) -> int:
         """Timestamps strictly increase per device: max(clock, previous + 1 ms)."""

@@ -143,8 +143,20 @@ class RingBuffer:
         if self.torn:
             log_warn("ringbuf: skipped", self.torn, "torn or foreign slot(s)")
         st = self.state
-        st["next_seq"] = max(st.get("next_seq", 0), top + 1)
+        saved = st.get("next_seq", 0)
+        st["next_seq"] = max(saved, top + 1)
         st["dropped"] = max(st.get("dropped", 0), top_dropped)
+        # Readings written after the state's last save (a power cut or kill in between): their
+        # timestamps must still bound the next one's, or a later reading could take an earlier
+        # or equal time (the same point key); a reading without one still needs converting.
+        for seq in self.live:
+            if seq >= saved:
+                rec = self.read(seq)
+                ts = rec.get("ts")
+                if ts is None:
+                    st["est"] = True
+                elif ts > st.get("last_ts", 0):
+                    st["last_ts"] = ts
 
     def _load_state(self) -> dict:
         try:

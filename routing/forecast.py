@@ -594,7 +594,7 @@ def forecast_bins(
         rel = np.where(hist, (cycle_rate / rate_b[:, None] - 1.0) ** 2
                        - disp[:, None] / np.maximum(rate_b[:, None] * expo, 1e-9), np.nan)
     multi = n_b >= 2
-    cv2 = float(np.clip(np.nanmedian(rel[multi]), 0.01, 2.0)) if multi.any() and \
+    cv2 = float(np.clip(np.nanmean(rel[multi]), 0.01, 2.0)) if multi.any() and \
         np.isfinite(rel[multi]).any() else 0.3
     has = expo_b > 0
     prior_m = np.full(n_bins, np.nan)

@@ -126,7 +126,9 @@ class SelectParams(_Loadable):
     """Which bins a day's plan must, may and need not empty.
 
     max_risk: a bin whose probability of overflowing before the next opportunity exceeds
-        this is a required stop [-].
+        this is a required stop [-]. The knob between overflows and kilometres: the default
+        was chosen in the closed loop so that the plan overflows less than a fixed schedule
+        calibrated to municipal fill figures (docs/forecast.md), not on real data.
     overflow_pct: the level counted as overflowing [%].
     candidate_min_pct: a bin expected at least this full at today's service is offered to the
         router as an optional stop [%].
@@ -138,22 +140,22 @@ class SelectParams(_Loadable):
     service_s_base, service_s_per_m3: time at a stop: base plus per m³ of container [s].
     """
 
-    max_risk: float = 0.03
+    max_risk: float = 0.15
     overflow_pct: float = 100.0
-    candidate_min_pct: float = 45.0
-    prize_scale: float = 1.5
-    risk_prize: float = 4.0
+    candidate_min_pct: float = 80.0
+    prize_scale: float = 1.0
+    risk_prize: float = 1.0
     service_s_base: float = 60.0
     service_s_per_m3: float = 40.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_risk < 1.0:
-            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.03")
+            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.15")
         _positive("overflow_pct", self.overflow_pct, "100 means the bin is full")
         if not 0.0 <= self.candidate_min_pct <= self.overflow_pct:
             raise ValueError(
                 f"candidate_min_pct must be in [0, overflow_pct], got {self.candidate_min_pct}; "
-                f"try 45"
+                f"try 80"
             )
         for name in ("prize_scale", "risk_prize", "service_s_base", "service_s_per_m3"):
             if not getattr(self, name) >= 0:

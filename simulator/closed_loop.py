@@ -9,9 +9,9 @@ the same router (``routing.plan.plan_day``) and emptied at the planned times.
 
 Policies (``POLICIES``):
 
-* ``fixed``: today's practice, fixed weekdays per stream; the visits per week of a stream
-  are the fewest that keep its ``fixed_rate_quantile`` bin (by true base rate) from
-  reaching ``fixed_full_pct`` between visits;
+* ``fixed``: today's practice, fixed weekdays per stream and container size; the visits per
+  week of such a group are the fewest that keep its ``fixed_rate_quantile`` bin (by true base
+  rate) from reaching ``fixed_full_pct`` between visits;
 * ``rule80``: empty every bin whose sensor says it is at least 80 % full;
 * ``forecast``: ``routing.forecast`` on the sensor readings (faults included) -> select ->
   route, with the trucks' collection log as emptied flags;
@@ -122,7 +122,7 @@ class LoopConfig:
     route_iterations: int = 0  #: >0: a fixed number of router iterations (deterministic)
     fleet_per_type: int = 3  #: trucks of each of the city's truck types
     fixed_rate_quantile: float = 0.9
-    fixed_full_pct: float = 100.0
+    fixed_full_pct: float = 130.0
     history_days: float = 28.0
     cycle_days: float = 9.4  #: the fill model's cycle factor is redrawn this often [d]
     forecast: ForecastParams = field(default_factory=ForecastParams)
@@ -157,11 +157,11 @@ class PolicyStats:
 
     def figures(self, stream: int | None = None) -> dict[str, float]:
         """Key figures, for one stream index or all (``None``). km and truck-hours are shared
-        by the streams of a truck, so per stream they are split by tonnes."""
+        by the streams of a truck, so per stream they are split by emptyings (stops)."""
         sel = slice(None) if stream is None else slice(stream, stream + 1)
         e = float(self.emptyings[sel].sum())
         t = float(self.tonnes[sel].sum())
-        share = t / max(float(self.tonnes.sum()), 1e-9)
+        share = e / max(float(self.emptyings.sum()), 1e-9)
         km = self.km * share
         out = {
             "km": km,
@@ -216,13 +216,14 @@ def _fixed_visit_days(city: City, rate: np.ndarray, stream: np.ndarray, n_stream
     rng = np.random.default_rng([cfg.seed, 0xF1ED])
     options = (0.5, 1, 2, 3, 5)
     per_week = np.zeros(len(rate))
+    vol = np.array([b.volume_l for b in city.bins])
     for s in range(n_streams):
-        sel = stream == s
-        if not sel.any():
-            continue
-        rq = float(np.quantile(rate[sel], cfg.fixed_rate_quantile))
-        k = next((o for o in options if 7 * rq / o <= cfg.fixed_full_pct), 5)
-        per_week[sel] = k
+        for v in np.unique(vol):
+            sel = (stream == s) & (vol == v)
+            if not sel.any():
+                continue
+            rq = float(np.quantile(rate[sel], cfg.fixed_rate_quantile))
+            per_week[sel] = next((o for o in options if 7 * rq / o <= cfg.fixed_full_pct), 5)
     days = np.zeros((len(rate), 7), bool)
     pick = rng.integers(0, 5, len(rate))
     for i, k in enumerate(per_week):

@@ -10,6 +10,7 @@ same waste; the mean over seeds with a Student-t 95 % interval.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -38,10 +39,27 @@ COLUMNS = (
 )
 
 
+def _one_seed(cfg: LoopConfig, seed: int, policies: Sequence[str]) -> Results:
+    return evaluate(cfg, [seed], policies)
+
+
 def evaluate(cfg: LoopConfig, seeds: Sequence[int], policies: Sequence[str] = POLICIES,
-             progress: Callable[[float, str], None] | None = None) -> Results:
-    """Run every policy on every seed's city."""
+             progress: Callable[[float, str], None] | None = None, jobs: int = 1) -> Results:
+    """Run every policy on every seed's city; ``jobs`` > 1 runs seeds in parallel processes
+    (the progress then moves when a seed is done)."""
     out: Results = {}
+    if jobs > 1 and len(seeds) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(seeds))) as pool:
+            futures = [pool.submit(_one_seed, cfg, s, policies) for s in seeds]
+            if progress is not None:
+                progress(0.0, f"{len(seeds)} seeds in {min(jobs, len(seeds))} processes")
+            for n, fut in enumerate(as_completed(futures), 1):
+                out.update(fut.result())
+                if progress is not None:
+                    progress(n / len(seeds), f"{n} of {len(seeds)} seeds done")
+        return out
     total = len(seeds) * len(policies)
     done = 0
     for seed in seeds:
@@ -179,6 +197,8 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         for png in plot(results, folder):
             text += f"\n![{png.stem}]({png.name})\n"
         (folder / "evaluate.md").write_text(text)
+        with open(folder / "results.pickle", "wb") as fh:  # to redraw without rerunning
+            pickle.dump((results, cfg), fh)
     return text
 
 

@@ -210,6 +210,59 @@ MIGRATIONS: tuple[str, ...] = (
         for table in ("bins", "sites", "device_bins")
         for op in ("INSERT", "UPDATE", "DELETE")
     ),
+    # 7: users of a municipality (a name and the highest role their tokens may have); a token
+    # may name the user it was issued to. Disabling a user revokes their tokens.
+    """
+    CREATE TABLE users (
+        id              TEXT PRIMARY KEY,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        name            TEXT NOT NULL,
+        role            TEXT NOT NULL CHECK (role IN ('viewer', 'technician', 'planner', 'admin')),
+        created_ms      INTEGER NOT NULL,
+        disabled_ms     INTEGER
+    );
+    CREATE INDEX users_municipality ON users(municipality_id);
+    ALTER TABLE tokens ADD COLUMN user_id TEXT REFERENCES users(id);
+    """,
+    # 8: the planning service's forecast-overflow alert (backend/planning.py). SQLite cannot
+    # change a CHECK in place: the table is rebuilt (SQLite's "other kinds of table schema
+    # changes", which migrate() runs with foreign keys off and checks afterwards), ids kept.
+    """
+    CREATE TABLE alerts_new (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        device_id       TEXT NOT NULL,
+        bin_id          TEXT,
+        kind            TEXT NOT NULL CHECK (kind IN ('full', 'fire', 'tilt', 'low_battery',
+                        'offline', 'sensor_fault', 'forecast_overflow')),
+        state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        opened_ms       INTEGER NOT NULL,
+        reading_ts_ms   INTEGER,
+        detail          TEXT NOT NULL DEFAULT '',
+        updated_ms      INTEGER NOT NULL
+    );
+    INSERT INTO alerts_new SELECT * FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_new RENAME TO alerts;
+    CREATE UNIQUE INDEX alerts_active ON alerts(device_id, kind) WHERE state != 'resolved';
+    CREATE INDEX alerts_municipality ON alerts(municipality_id, state);
+    """,
+    # 9: stored plans (backend/plan_store.py): one JSON document per municipality, date and
+    # stream, as the planning service makes it and the dashboard reads it. IF NOT EXISTS: the
+    # dashboard's first version created this table on first use.
+    """
+    CREATE TABLE IF NOT EXISTS plans (
+        id              TEXT NOT NULL,
+        municipality_id TEXT NOT NULL REFERENCES municipalities(id),
+        date            TEXT NOT NULL,
+        stream          TEXT,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL,
+        body            TEXT NOT NULL,
+        PRIMARY KEY (municipality_id, id)
+    );
+    CREATE INDEX IF NOT EXISTS plans_date ON plans(municipality_id, date);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The device config the registry keeps beside the calibration: protocol.DeviceConfig's fields
@@ -371,11 +424,25 @@ class Registry:
                 f"{self.path}: schema version {current} is newer than this smartbins knows "
                 f"({SCHEMA_VERSION}); upgrade smartbins"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for statement in _statements(MIGRATIONS[version - 1]):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {version}")
+        if current == SCHEMA_VERSION:
+            return
+        # Foreign keys off while tables are rebuilt (a pragma that only works outside a
+        # transaction), and checked before each migration commits.
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                with self.transaction():
+                    for statement in _statements(MIGRATIONS[version - 1]):
+                        self.db.execute(statement)
+                    broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RegistryError(
+                            f"{self.path}: migration {version} leaves references that point "
+                            f"nowhere (table {broken[0][0]}, row {broken[0][1]}); nothing changed"
+                        )
+                    self.db.execute(f"PRAGMA user_version = {version}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
 
     def bins_version(self) -> int:
         """Changes so far to bins, sites and the device-to-bin history (a cache key)."""

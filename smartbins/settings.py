@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import tempfile
 import tomllib
 import types
@@ -238,10 +239,16 @@ def write_secret(path: Path, value: str) -> Path:
 
 def private_file(path: Path, mode: int = SECRET_FILE_MODE) -> Path:
     """Create ``path`` empty with ``mode`` if missing, else set ``mode`` on it: for databases
-    that hold hashes or device secrets (SQLite gives its -wal/-shm files the same mode)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    that hold hashes or device secrets (SQLite gives its -wal/-shm files the same mode).
+
+    An existing file is changed by path, never opened: closing any descriptor of a SQLite
+    database drops the POSIX locks that this process's open connections hold on it."""
     try:
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+        return path
+    os.close(fd)
+    os.chmod(path, mode)  # whatever the umask took away
     return path

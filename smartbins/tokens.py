@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from smartbins.registry import NotFoundError, Registry, RegistryError, now_ms
+from smartbins.registry import ConflictError, NotFoundError, Registry, RegistryError, now_ms
 
 #: Roles from least to most: each may do what the ones before it may.
 ROLES = ("viewer", "technician", "planner", "admin")
@@ -40,6 +40,8 @@ class Token:
     created_ms: int
     expires_ms: int | None
     revoked_ms: int | None
+    #: The user it was issued to, if any.
+    user_id: str | None = None
 
     @property
     def all_municipalities(self) -> bool:
@@ -64,9 +66,11 @@ def create(
     *,
     expires_ms: int | None = None,
     at_ms: int | None = None,
+    user_id: str | None = None,
 ) -> tuple[Token, str]:
     """A new token; returns its row and the token text (shown once, stored only hashed).
-    ``municipalities`` ``["*"]``: every municipality, now and later."""
+    ``municipalities`` ``["*"]``: every municipality, now and later. Issued to ``user_id``,
+    it is scoped to that user's municipality and its role is at most the user's."""
     t = at_ms if at_ms is not None else now_ms()
     if role not in ROLES:
         raise RegistryError(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -77,6 +81,16 @@ def create(
     if expires_ms is not None and expires_ms <= t:
         raise RegistryError(f"expires_ms {expires_ms} is not in the future")
     everyone = list(municipalities) == ["*"]
+    if user_id is not None:
+        u = user(reg, user_id)
+        if u.disabled_ms is not None:
+            raise RegistryError(f"user_id: user {user_id!r} is disabled")
+        if list(municipalities) != [u.municipality_id]:
+            raise RegistryError(
+                f"municipalities: a token of user {user_id!r} is for {u.municipality_id} only"
+            )
+        if role_rank(role) > role_rank(u.role):
+            raise RegistryError(f"role: {role!r} is above user {user_id!r}'s role {u.role!r}")
     id = secrets.token_hex(6)
     text = f"{PREFIX}{id}_{secrets.token_urlsafe(32)}"
     with reg.transaction():
@@ -88,9 +102,9 @@ def create(
                 ):
                     raise RegistryError(f"municipalities: no municipality {m!r}")
         reg.db.execute(
-            "INSERT INTO tokens (id, hash, name, role, all_municipalities, created_ms, expires_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (id, _hash(text), name, role, int(everyone), t, expires_ms),
+            "INSERT INTO tokens (id, hash, name, role, all_municipalities, created_ms,"
+            " expires_ms, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, _hash(text), name, role, int(everyone), t, expires_ms, user_id),
         )
         if not everyone:
             reg.db.executemany(
@@ -102,7 +116,7 @@ def create(
 
 def get(reg: Registry, id: str) -> Token:
     row = reg.db.execute(
-        "SELECT id, name, role, all_municipalities, created_ms, expires_ms, revoked_ms"
+        "SELECT id, name, role, all_municipalities, created_ms, expires_ms, revoked_ms, user_id"
         " FROM tokens WHERE id = ?",
         (id,),
     ).fetchone()
@@ -119,7 +133,7 @@ def get(reg: Registry, id: str) -> Token:
                 (id,),
             )
         )
-    return Token(row[0], row[1], row[2], scope, row[4], row[5], row[6])
+    return Token(row[0], row[1], row[2], scope, row[4], row[5], row[6], row[7])
 
 
 def tokens(reg: Registry, municipality_id: str | None = None) -> list[Token]:
@@ -141,6 +155,97 @@ def revoke(reg: Registry, id: str, at_ms: int | None = None) -> Token:
         (at_ms if at_ms is not None else now_ms(), id),
     )
     return get(reg, id)
+
+
+# ----------------------------------------------------------------------------- users
+
+
+@dataclass(frozen=True)
+class User:
+    """A person or system of one municipality; its role bounds its tokens' roles."""
+
+    id: str
+    municipality_id: str
+    name: str
+    role: str
+    created_ms: int
+    disabled_ms: int | None
+
+
+_USER = "SELECT id, municipality_id, name, role, created_ms, disabled_ms FROM users"
+_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+def user(reg: Registry, id: str) -> User:
+    row = reg.db.execute(f"{_USER} WHERE id = ?", (id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no user {id!r}")
+    return User(*row)
+
+
+def users(reg: Registry, municipality_id: str) -> list[User]:
+    rows = reg.db.execute(f"{_USER} WHERE municipality_id = ? ORDER BY id", (municipality_id,))
+    return [User(*r) for r in rows]
+
+
+def add_user(
+    reg: Registry, municipality_id: str, id: str, name: str, role: str, at_ms: int | None = None
+) -> User:
+    if not _USER_ID.fullmatch(id):
+        raise RegistryError(
+            f"id {id!r}: 1-64 of A-Z a-z 0-9 _ . @ -, starting with a letter or digit"
+        )
+    if role not in ROLES:
+        raise RegistryError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not name.strip() or len(name) > 100:
+        raise RegistryError("name: 1-100 characters")
+    with reg.transaction():
+        if reg.db.execute("SELECT 1 FROM municipalities WHERE id = ?", (municipality_id,)
+                          ).fetchone() is None:
+            raise NotFoundError(f"no municipality {municipality_id!r}")
+        if reg.db.execute("SELECT 1 FROM users WHERE id = ?", (id,)).fetchone():
+            raise ConflictError(f"user {id!r} exists already")
+        reg.db.execute(
+            "INSERT INTO users (id, municipality_id, name, role, created_ms)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (id, municipality_id, name, role, at_ms if at_ms is not None else now_ms()),
+        )
+    return user(reg, id)
+
+
+def update_user(reg: Registry, id: str, *, name: str | None = None, role: str | None = None,
+                at_ms: int | None = None) -> User:
+    """Rename, or change the role; lowering the role revokes the user's tokens above it."""
+    u = user(reg, id)
+    if role is not None and role not in ROLES:
+        raise RegistryError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if name is not None and (not name.strip() or len(name) > 100):
+        raise RegistryError("name: 1-100 characters")
+    t = at_ms if at_ms is not None else now_ms()
+    with reg.transaction():
+        reg.db.execute("UPDATE users SET name = ?, role = ? WHERE id = ?",
+                       (name or u.name, role or u.role, id))
+        if role is not None:
+            above = [r for r in ROLES if role_rank(r) > role_rank(role)]
+            reg.db.execute(
+                f"UPDATE tokens SET revoked_ms = ? WHERE user_id = ? AND revoked_ms IS NULL"
+                f" AND role IN ({', '.join('?' * len(above))})",
+                (t, id, *above),
+            )
+    return user(reg, id)
+
+
+def disable_user(reg: Registry, id: str, at_ms: int | None = None) -> User:
+    """Disable the user and revoke every token issued to them."""
+    user(reg, id)
+    t = at_ms if at_ms is not None else now_ms()
+    with reg.transaction():
+        reg.db.execute("UPDATE users SET disabled_ms = coalesce(disabled_ms, ?) WHERE id = ?",
+                       (t, id))
+        reg.db.execute(
+            "UPDATE tokens SET revoked_ms = ? WHERE user_id = ? AND revoked_ms IS NULL", (t, id)
+        )
+    return user(reg, id)
 
 
 class AuthError(Exception):

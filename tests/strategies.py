@@ -95,3 +95,38 @@ def statuses(draw: st.DrawFn) -> p.Status:
 
 
 messages = st.one_of(readings(), batches(), acks(), configs(), statuses())
+
+
+#: Any JSON value a field could be given instead of its own.
+json_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=5)
+    | st.lists(st.integers(), max_size=3)
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, obj: dict, keep: float = 0.8) -> dict:
+    """``obj`` with each key kept as it is (about ``keep`` of them), dropped, or given an
+    arbitrary value, plus now and then an unknown key: most draws are close to valid, so the
+    checks behind the envelope (and the valid branch itself) are reached, not only the first."""
+    # A choice among 100 (sampled_from draws its index about evenly; floats(0, 1) would
+    # favour the ends, 0 and 1, and break far more fields than ``keep`` says).
+    kept = round(100 * keep)
+    dropped = (100 - kept) // 4
+    choices = st.sampled_from(range(100))
+    out = {}
+    for key, value in obj.items():
+        choice = draw(choices)
+        if choice < kept:
+            out[key] = value
+        elif choice < kept + dropped:
+            continue
+        else:
+            out[key] = draw(json_values)
+    if draw(st.integers(0, 9)) == 0:
+        out["zz"] = draw(json_values)
+    return out

@@ -44,9 +44,18 @@ def test_from_an_empty_registry_to_a_provisioned_device(site, capsys) -> None:
     s = ["--settings", str(workdir / "settings.toml")]
     assert main(["setup", "municipality", "0101", "København", *s]) == 0
     assert main(["setup", "site", "nv-1", "--municipality", "0101", "--lat", "55.68",
-                 "--lon", "12.59", "--name", "Nyhavn", *s]) == 0  # fmt: skip
+                 "--lon", "12.59", "--name", "Nyhavn", "--address", "Nyhavn 1",
+                 *s]) == 0  # fmt: skip
     assert main(["setup", "bin", "nv-1-glass", "--site", "nv-1", "--stream", "glass+metal",
-                 "--volume", "2500", *s]) == 0  # fmt: skip
+                 "--volume", "2500", "--area", "Indre By", *s]) == 0  # fmt: skip
+    # the same functions the API calls: what the API shows is what the operator created
+    from smartbins import assets
+    from smartbins.registry import Registry
+
+    with Registry(workdir / "registry.sqlite") as reg:
+        (b,) = assets.bins(reg, "0101")
+        assert (b.id, b.stream, b.area) == ("nv-1-glass", "glass+metal", "Indre By")
+        assert assets.site(reg, "nv-1").address == "Nyhavn 1"
     assert main(["setup", "bin", "nv-1-glass", "--site", "nv-1", "--stream", "glass",
                  "--volume", "2500", *s]) == 1  # taken  # fmt: skip
     secrets = workdir / "secrets"

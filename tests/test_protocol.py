@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from strategies import messages, readings
+from strategies import messages, mutated, readings
 
 from smartbins import protocol as p
 from smartbins.protocol import PayloadError, Reason
@@ -261,8 +262,14 @@ def test_real_sensor_states_are_valid_readings_with_flags() -> None:
     }
     fire = with_(temp=310.0, flags=int(p.Flag.FIRE))
     overfull = with_(fill=140.0, mm=20)
-    for obj in (timeout, fire, overfull):
-        assert isinstance(p.parse_message(TOPIC, enc(obj)), p.Reading)
+    got = [p.parse_message(TOPIC, enc(obj)) for obj in (timeout, fire, overfull)]
+    assert all(isinstance(r, p.Reading) for r in got)
+    t, f, o = got
+    assert (t.flags, t.errors, t.distance_mm, t.fill_pct) == (  # type: ignore[union-attr]
+        p.Flag.SENSOR_ERROR, (int(p.SensorError.ECHO_TIMEOUT),), None, None
+    )
+    assert (f.flags, f.temp_c) == (p.Flag.FIRE, 310.0)  # type: ignore[union-attr]
+    assert (o.flags, o.fill_pct, o.distance_mm) == (0, 140.0, 20)  # type: ignore[union-attr]
 
 
 def test_messages_name_field_value_and_position() -> None:
@@ -330,27 +337,36 @@ def test_arbitrary_bytes_give_a_message_or_payload_error(payload: bytes, topic: 
         assert isinstance(msg, p.Reading | p.ReadingBatch | p.Status | p.DeviceConfig | p.Ack)
 
 
-@settings(max_examples=200)
-@given(
-    st.dictionaries(
-        st.sampled_from(sorted(good())),
-        st.none()
-        | st.booleans()
-        | st.integers()
-        | st.floats()
-        | st.text(max_size=5)
-        | st.lists(st.integers(), max_size=3),
-    )
-)
-def test_arbitrary_json_objects_give_a_reading_or_payload_error(obj: dict) -> None:
-    try:
-        payload = json.dumps(obj).encode()
-    except ValueError:
-        return
-    try:
-        assert isinstance(p.parse_message(TOPIC, payload), p.Reading)
-    except PayloadError as e:
-        assert isinstance(e.reason, Reason)
+def test_arbitrary_json_objects_give_a_reading_or_payload_error() -> None:
+    """Objects near a good reading (fields kept, dropped or given any JSON value): each gives a
+    Reading or a PayloadError with a reason. The outcomes are counted, and the test asserts
+    that the reading branch and the field checks behind the envelope were all reached."""
+    seen: Counter[str] = Counter()
+
+    @settings(max_examples=300, derandomize=True)
+    @given(mutated(good(), keep=0.9))
+    def check(obj: dict) -> None:
+        try:
+            payload = json.dumps(obj).encode()
+        except ValueError:
+            return
+        try:
+            msg = p.parse_message(TOPIC, payload)
+        except PayloadError as e:
+            assert isinstance(e.reason, Reason)
+            outcome = e.reason.value
+        else:
+            assert isinstance(msg, p.Reading)
+            assert msg.device == DEV
+            outcome = "reading"
+        event(outcome)
+        seen[outcome] += 1
+
+    check()
+    # The reading branch (36 of the 300 derandomized examples), and rejections by the field
+    # checks behind the envelope.
+    assert seen["reading"] >= 10, seen
+    assert seen["wrong_type"] and seen["missing_field"], seen
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ def list_alerts(
     reg: RegistryDep,
     state: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
     kind: Annotated[
-        Literal["full", "fire", "tilt", "low_battery", "offline", "sensor_fault"] | None, Query()
+        Literal["full", "fire", "tilt", "low_battery", "offline", "sensor_fault",
+                "forecast_overflow"] | None,
+        Query(),
     ] = None,
 ) -> list[schemas.AlertPublic]:
     """Newest first (at most 1,000)."""

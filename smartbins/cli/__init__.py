@@ -21,6 +21,7 @@ from smartbins.cli import (
     evaluate,
     flash,
     gateway,
+    plan,
     setup,
     simulate,
     token,
@@ -28,7 +29,9 @@ from smartbins.cli import (
 from smartbins.errors import SmartbinsError
 
 #: Modules that register subcommands, in the order `smartbins --help` lists them.
-COMMANDS = (demo, simulate, evaluate, setup, device, flash, gateway, api, alerts, token, config)
+COMMANDS = (
+    demo, simulate, evaluate, plan, setup, device, flash, gateway, api, alerts, token, config
+)
 
 
 def _version() -> str:

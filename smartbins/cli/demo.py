@@ -56,6 +56,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keep", action="store_true", help="Keep the temp dir (configs, data, logs) afterwards."
     )
+    live = parser.add_argument_group("Live system (make demo)")
+    live.add_argument(
+        "--serve", action="store_true",
+        help="After the run, keep the whole system running: broker, database, gateway, the "
+        "fleet reporting live, the API with the dashboard, the alert engine and a plan for "
+        "tomorrow; prints the dashboard's address and a log-in token. Ctrl-C stops it all.",
+    )
+    live.add_argument(
+        "--serve-seconds", type=float, default=None, metavar="S",
+        help="With --serve: stop after S seconds instead of waiting for Ctrl-C.",
+    )
     parser.set_defaults(func=run)
 
 
@@ -153,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  influxd     {influx.url} (auth on; the gateway may only write)")
 
         registry = Registry(workdir / "registry.sqlite")
+        if args.serve and args.start == DEMO_START:  # live: end yesterday, not on a fixed day
+            from smartbins.cli.demo_live import recent_start
+
+            args.start = recent_start(args.days)
         start_s = _start_s(args.start, args.days)
         options = WorldOptions(seed=args.seed, start_s=start_s, days=args.days)
         world = build_world(args.bins, options, workdir / "truth.sqlite", registry, devices=False)
@@ -201,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
             "every reading accounted for",
         )
         _report(truth, client, _metrics(http_port), held)
+        if args.serve:
+            from smartbins.cli import demo_live
+
+            demo_live.serve(workdir=workdir, broker=broker, influx=influx, bins=args.bins,
+                            seed=args.seed, passwords=passwords, seconds=args.serve_seconds)
         return 0
     finally:
         if gateway is not None:

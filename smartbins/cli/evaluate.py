@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 from smartbins.errors import SmartbinsError
@@ -42,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = parser.add_argument_group("Planning")
     r.add_argument("--route-seconds", type=float, default=1.0,
                    help="Routing time per day and policy [s]. Default: 1.")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="Seeds run in parallel processes. Default: 1.")
     r.add_argument("--select", type=Path,
                    help="SelectParams TOML file (max_risk, candidate_min_pct, ...).")
     r.add_argument("--forecast", type=Path, help="ForecastParams TOML file.")
@@ -76,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
         raise SmartbinsError(str(e)) from None
     if cfg.bins < 1 or cfg.weeks < 1 or cfg.warmup_days < 7:
         raise SmartbinsError("--bins and --weeks must be >= 1 and --warmup-days >= 7")
-    results = evaluate(cfg, seeds, policies, ProgressBar("evaluating"))
-    command = "smartbins " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = evaluate(cfg, seeds, policies, ProgressBar("evaluating"), jobs=max(1, args.jobs))
+    command = (f"smartbins evaluate --bins {cfg.bins} --weeks {cfg.weeks} --warmup-days "
+               f"{cfg.warmup_days} --seeds {','.join(map(str, seeds))} --policies "
+               f"{','.join(policies)} --route-seconds {cfg.route_s:g} --jobs {args.jobs}"
+               + (f" --select {shlex.quote(str(args.select))}" if args.select else "")
+               + (f" --forecast {shlex.quote(str(args.forecast))}" if args.forecast else ""))
     text = report(results, cfg, args.out, command=command)
     print(text)
     print(f"report and plots in {args.out}/")

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartbins.cli.device import _add_common, load_settings
 from smartbins.errors import SmartbinsError
+
+if TYPE_CHECKING:
+    from smartbins.registry import Registry
 
 ADMIN_PASSWORD_ENV = "SMARTBINS_INFLUX_ADMIN_PASSWORD"
 DEFAULT_SECRETS = Path("/etc/smartbins/secrets")
@@ -48,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lat", type=float, required=True, help="Latitude [°], WGS 84.")
     s.add_argument("--lon", type=float, required=True, help="Longitude [°], WGS 84.")
     s.add_argument("--name", default="", help="A name people recognise (street, square).")
+    s.add_argument("--address", default="", help="Its street address (route sheets show it).")
     _add_common(s, passwords=False)
     s.set_defaults(func=cmd_site)
 
@@ -59,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Its waste stream: a fraction code or an allowed combination "
                         "(docs/protocol.md), e.g. residual, glass+metal.")  # fmt: skip
     b.add_argument("--volume", type=float, required=True, help="Its volume [l].")
+    b.add_argument("--container-type", default="wheelie",
+                   help="Its container type (wheelie, underground, ...). Default: wheelie.")
+    b.add_argument("--full-pct", type=float, default=90.0,
+                   help="Fill [%%] at which it counts as full (alerts, plans). Default: 90.")
+    b.add_argument("--area", default="", help="The area it belongs to (filters, pooling).")
     _add_common(b, passwords=False)
     b.set_defaults(func=cmd_bin)
 
@@ -90,32 +101,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=cmd_influxdb)
 
 
-def _add(args: argparse.Namespace, method: str, *values: object) -> None:
-    """One Registry.add_* call; a registry error (taken id, unknown site...) as SetupError."""
+def _add(args: argparse.Namespace, add: Callable[..., object], *values: object,
+         **named: object) -> None:
+    """One smartbins.assets call (the same the API makes); a registry error (taken id, unknown
+    site, bad value) as SetupError."""
     from smartbins.deviceops import open_registry
     from smartbins.registry import RegistryError
 
     with open_registry(load_settings(args)) as reg:
         try:
-            getattr(reg, method)(*values)
+            add(reg, *values, **named)
         except RegistryError as e:
             raise SetupError(str(e)) from None
 
 
 def cmd_municipality(args: argparse.Namespace) -> int:
-    _add(args, "add_municipality", args.id, args.name)
+    from smartbins import assets
+
+    _add(args, assets.add_municipality, args.id, args.name)
     print(f"municipality {args.id} ({args.name}) added")
     return 0
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    _add(args, "add_site", args.id, args.municipality, args.lat, args.lon, args.name)
+    from smartbins import assets
+
+    _add(args, assets.add_site, args.municipality, args.id, args.lat, args.lon, args.name,
+         args.address)
     print(f"site {args.id} added to municipality {args.municipality}")
     return 0
 
 
 def cmd_bin(args: argparse.Namespace) -> int:
-    _add(args, "add_bin", args.id, args.site, args.stream, args.volume)
+    from smartbins import assets
+    from smartbins.registry import RegistryError
+
+    def add(reg: Registry, site_id: str, new: assets.NewBin) -> None:
+        row = reg.db.execute("SELECT municipality_id FROM sites WHERE id = ?", (site_id,))
+        owner = row.fetchone()
+        if owner is None:
+            raise RegistryError(f"bin {new.id!r}: site {site_id!r}: no such site")
+        assets.add_bins(reg, owner[0], [new])
+
+    _add(args, add, args.site, assets.NewBin(args.id, args.site, args.stream, args.volume,
+                                             args.container_type, args.full_pct, args.area))
     print(f"bin {args.id} ({args.stream}, {args.volume:g} l) added at site {args.site}")
     return 0
 

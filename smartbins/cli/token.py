@@ -16,11 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="API tokens, written to the registry directly. A token is shown once, when "
         "created; only its hash is kept. Roles: viewer < technician < planner < admin.",
     )
-    tok.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--registry", required=True, type=Path, metavar="FILE", help="The registry (SQLite)."
     )
     tsub = tok.add_subparsers(dest="token_command", metavar="SUBCOMMAND", required=True)
-    create = tsub.add_parser("create", help="Create a token and print it (once).")
+    create = tsub.add_parser(
+        "create", parents=[common], help="Create a token and print it (once)."
+    )
     create.add_argument("--name", required=True, help="Who or what holds it.")
     create.add_argument(
         "--role", required=True, choices=("viewer", "technician", "planner", "admin")
@@ -39,10 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Days until it expires (default 90; 0: never).",
     )
     create.set_defaults(func=cmd_create)
-    lst = tsub.add_parser("list", help="List tokens (never their secrets).")
+    lst = tsub.add_parser("list", parents=[common], help="List tokens (never their secrets).")
     lst.add_argument("--municipality", metavar="ID", help="Only tokens of this municipality.")
     lst.set_defaults(func=cmd_list)
-    rev = tsub.add_parser("revoke", help="Revoke a token at once.")
+    rev = tsub.add_parser("revoke", parents=[common], help="Revoke a token at once.")
     rev.add_argument("token_id", help="The token's id (the part after sbt_, before the next _).")
     rev.set_defaults(func=cmd_revoke)
 

@@ -94,6 +94,19 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
     ("POST", "/municipalities/{municipality_id}/tokens"): lambda ids: {
         "name": "new", "role": "viewer"},
     ("DELETE", "/municipalities/{municipality_id}/tokens/{token_id}"): lambda ids: None,
+    # (other writes delete trucks and bins: a plan with nothing to collect stays valid)
+    ("POST", "/municipalities/{municipality_id}/plans"): lambda ids: {
+        "date": "2026-12-04", "trucks": []},
+    ("POST", "/municipalities/{municipality_id}/plans/{plan_id}/trucks/{truck_id}/stops/{index}"
+             "/done"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/plans/{plan_id}/trucks/{truck_id}/stops/{index}"
+             "/undone"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/users"): lambda ids: {
+        "id": _u("user"), "name": "Ny Bruger", "role": "viewer"},
+    ("PATCH", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: {"name": "x"},
+    ("DELETE", "/municipalities/{municipality_id}/users/{user_id}"): lambda ids: None,
+    ("POST", "/municipalities/{municipality_id}/plans/generate"): lambda ids: {
+        "date": "2026-12-07", "time_limit_s": 0.5},
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/acknowledge"): lambda ids: None,
     ("POST", "/municipalities/{municipality_id}/alerts/{alert_id}/resolve"): lambda ids: None,
 }
@@ -105,9 +118,12 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("POST", "/municipalities/{municipality_id}/tokens"): "admin",
     ("DELETE", "/municipalities/{municipality_id}/tokens/{token_id}"): "admin",
     **{
+        (m, p): "admin" for (m, p) in BODIES if "/users" in p
+    },
+    **{
         (m, p): "technician"
         for (m, p) in BODIES
-        if "/devices" in p or "/alerts/" in p
+        if "/devices" in p or "/alerts/" in p or "/stops/" in p
     },
 }
 

@@ -4,7 +4,7 @@ until routes_catalogue.py gives it a body and (if not planner) its role."""
 
 from __future__ import annotations
 
-from conftest import World
+from api_world import World
 from routes_catalogue import (
     PREFIX,
     WRITE_METHODS,

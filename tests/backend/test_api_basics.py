@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import World
+from api_world import World
 
 API = "/api/v1/municipalities"
 
@@ -128,3 +128,31 @@ def test_trucks_and_disposal_sites(fresh_world: World) -> None:
         json={"streams": ["paper+cardboard", "glass"], "opening_hours": "24/7"},
     )
     assert r.json()["streams"] == ["glass", "paper+cardboard"]
+
+
+def test_users_bound_their_tokens(fresh_world: World) -> None:
+    c, h = fresh_world.client, fresh_world.auth("a-admin")
+    r = c.post(f"{API}/0101/users", json={"id": "tech@kk.dk", "name": "Tekniker",
+                                           "role": "technician"}, headers=h)
+    assert r.status_code == 201, r.text
+    r = c.post(f"{API}/0101/tokens", json={"name": "t", "role": "planner",
+                                            "user_id": "tech@kk.dk"}, headers=h)
+    assert (r.status_code, r.json()["detail"]) == (
+        400, "role: 'planner' is above user 'tech@kk.dk''s role 'technician'")
+    r = c.post(f"{API}/0101/tokens", json={"name": "t", "role": "technician",
+                                            "user_id": "tech@kk.dk"}, headers=h)
+    token = r.json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    assert c.get(f"{API}/0101/fleet", headers=me).status_code == 200
+    r = c.patch(f"{API}/0101/users/tech@kk.dk", json={"role": "viewer"}, headers=h)
+    assert r.json()["role"] == "viewer"
+    assert c.get(f"{API}/0101/fleet", headers=me).json() == {
+        "detail": "Authorization: token revoked"}
+    r = c.post(f"{API}/0101/tokens", json={"name": "t2", "role": "viewer",
+                                            "user_id": "tech@kk.dk"}, headers=h)
+    me = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert c.delete(f"{API}/0101/users/tech@kk.dk", headers=h).json()["disabled_ms"]
+    assert c.get(f"{API}/0101/fleet", headers=me).status_code == 401
+    r = c.post(f"{API}/0101/tokens", json={"name": "t3", "role": "viewer",
+                                            "user_id": "b-user-1"}, headers=h)
+    assert r.status_code == 404

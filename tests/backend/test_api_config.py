@@ -43,11 +43,20 @@ def test_unknown_keys_and_bad_values_name_the_line(tmp_path: Path) -> None:
         settings.load(f)
 
 
+def test_influxdb_without_authentication_only_in_dev_mode(tmp_path: Path) -> None:
+    f = tmp_path / "api.toml"
+    f.write_text('[influxdb]\nusername = ""\n')
+    with pytest.raises(ConfigError, match=r"influxdb.username: empty means reading InfluxDB"):
+        settings.load(f)
+    f.write_text('[server]\ndev = true\n[influxdb]\nusername = ""\n')
+    assert settings.load(f).server.dev
+
+
 def test_config_check_recognises_an_api_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f = tmp_path / "api.toml"
-    f.write_text('[influxdb]\nusername = ""\n[open_data]\npublisher = "Kommune"\n')
+    f.write_text('[server]\ndev = true\n[influxdb]\nusername = ""\n[open_data]\npublisher = "K"\n')
     assert main(["config", "check", str(f)]) == 0
     assert "valid API config" in capsys.readouterr().out
     f.write_text('[open_data]\npublisher = 1\n')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import World
+from api_world import World
 
 from smartbins import protocol as p
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import HOUR_MS, World, readings_lines
+from api_world import HOUR_MS, World, readings_lines
 
 from smartbins import protocol as p
 from smartbins import provisioning, storage

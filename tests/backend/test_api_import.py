@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import World
+from api_world import World
 from test_api_tenants import dump
 
 URL = "/api/v1/municipalities/0101/bins/import"

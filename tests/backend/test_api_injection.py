@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from conftest import World
+from api_world import World
 from routes_catalogue import PREFIX, fill
 from test_api_tenants import dump
 

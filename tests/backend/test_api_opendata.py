@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import jsonschema
-from conftest import World
+from api_world import World
 from referencing import Registry, Resource
 
 FIWARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "fiware"

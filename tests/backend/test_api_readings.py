@@ -3,7 +3,7 @@ device-to-bin history and downsampled for long ranges, filters by stream and are
 
 from __future__ import annotations
 
-from conftest import HOUR_MS, World, readings_lines
+from api_world import HOUR_MS, World, readings_lines
 
 from backend import readings
 from smartbins import storage
@@ -114,3 +114,16 @@ def test_the_cached_answer_follows_new_readings(fresh_world: World) -> None:
     w.client.app.state.readings.refresh()
     now = w.client.get(f"{API}/state", headers=h).json()[0]
     assert (now["fill_pct"], now["full"], now["last_seen_ms"]) == (99.0, True, w.now_ms)
+
+
+def test_first_load_looks_back_until_every_device_is_found(fresh_world: World) -> None:
+    w = fresh_world
+    c = w.influx.client(w.database)
+    c.write_lines(readings_lines("long-silent", w.now_ms - 10 * 24 * HOUR_MS, 1, 30.0),
+                  precision=storage.PRECISION)
+    c.close()
+    fresh = readings.Readings(w.client.app.state.readings._make_client, 2.0)
+    fresh.load()
+    latest = fresh.latest()
+    assert latest["long-silent"].time_ms == w.now_ms - 10 * 24 * HOUR_MS
+    assert {w.ids["a"]["device_id"], w.ids["b"]["device_2"]} <= set(latest)

@@ -5,7 +5,7 @@ response that breaks the operation's own schema. Bounded: a few examples per ope
 from __future__ import annotations
 
 import schemathesis
-from conftest import World
+from api_world import World
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (

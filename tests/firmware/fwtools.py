@@ -1,7 +1,8 @@
 """Helpers for the firmware tests (fixtures in conftest.py): the real `micropython` command
 running firmware/ with fake hardware in a world directory, a reader of its flash buffer, and a
-test-only acknowledger that stands in for the gateway (swap in the real gateway once it
-exists)."""
+test-only acknowledger that stands in for the gateway where a test needs to control it (stay
+silent, answer with a chosen clock). test_firmware_gateway.py runs the firmware against the
+real gateway and InfluxDB instead."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import socket
-import time
 from collections.abc import Callable
 
 import pytest
@@ -106,45 +105,47 @@ def test_clock_lost_at_a_power_cut_is_assigned_once_and_resent_unchanged(
 def test_power_cuts_and_sigkills_then_backfill_completes(
     fleet: Fleet, fake_device: FakeDevice, acknowledger_factory: AckerFactory
 ) -> None:
-    """A seeded loop of SIGKILLs of the micropython process at random moments, and of flash
-    writes cut part-way; then clean wakes: every reading lands once."""
+    """A seeded loop of SIGKILLs of the micropython process during a flash write (before,
+    inside or after the slot's body, or at a mark), and of flash writes cut part-way; then clean
+    wakes: every reading lands once. Each kill is known to have hit its write: the process
+    died of SIGKILL there, not of a sleep that may or may not have caught it at work."""
     fleet.provision("fw-chaos", "bin-3", fake_device)
     acker = acknowledger_factory(fleet.port, fleet.gateway)
     acker.now = fake_device.true_now
     acker.wait_ready()
     rng = random.Random(20261124)
-    kills = cuts = 0
+    kills = cuts = clean = 0
     for i in range(16):
         if i % 4 == 3:
             fake_device.scenario(cut_at=rng.randrange(0, 200))
             proc = fake_device.run(1, check=False)
             assert proc.returncode == 3, proc.stderr  # the power cut ended the process
             cuts += 1
+        else:
             fake_device.scenario()
-            continue
+            if i % 2:  # some clean wakes between
+                wakes = rng.randrange(1, 3)
+                fake_device.run(wakes)
+                clean += wakes
+            # The append's three writes: WRITING mark, body (whole or part), LIVE mark.
+            nth = rng.randrange(1, 4)
+            nbytes = rng.choice([None, rng.randrange(0, 200)]) if nth == 2 else None
+            fake_device.scenario(kill_at_write=[nth, nbytes])
+            proc = fake_device.run(1, check=False)
+            assert proc.returncode == -9, proc.stderr
+            kills += 1
         fake_device.scenario()
-        before = len(fake_device.wakes())
-        proc = fake_device.popen(1000)
-        try:
-            # Let it run some wakes, then kill it at a random moment inside one.
-            target = before + rng.randrange(1, 4)
-            wait_until(lambda t=target: len(fake_device.wakes()) >= t, 30, 0.005)
-            time.sleep(rng.uniform(0, 0.05))
-            proc.kill()
-        finally:
-            proc.wait()
-        kills += 1
-    fake_device.scenario()
     for _ in range(10):
         fake_device.run(1)
+        clean += 1
         if not fake_device.live():
             break
     n = fake_device.state()["next_seq"]
-    assert n > 16
+    assert n >= clean  # a torn slot may give its seq again; a clean wake's reading never
     assert_landed_once(acker, fake_device, n)
     assert (kills, cuts) == (12, 4)
-    # Every cut, and every kill that did not land while the device was asleep, was a power-on.
-    assert 1 + cuts + kills // 2 <= fake_device.state()["boot"] <= 1 + cuts + kills
+    # Every cut and every kill came in the middle of a wake: the next start was a power-on.
+    assert fake_device.state()["boot"] == 1 + cuts + kills
 
 
 def _wake_time(dev: FakeDevice) -> int:
@@ -256,8 +257,9 @@ def test_clock_learned_from_an_acknowledgement_without_ntp(
     world = fake_device.world()
     rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
     truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
-    # The server's clock reads the world's time at the start of the wake: within the wake.
-    assert abs(ts[1] - truth1) < 5_000
+    # The server's clock reads the world's time at the start of the wake, so the learned time
+    # is off by at most the time the wake had run (its length depends on the machine's load).
+    assert abs(ts[1] - truth1) <= fake_device.wakes()[-1]["awake_ms"]
 
 
 def test_clock_learned_from_the_answer_to_an_online_status(
@@ -280,7 +282,9 @@ def test_clock_learned_from_the_answer_to_an_online_status(
     world = fake_device.world()
     rec1 = next(r for r in fake_device.records() if r["seq"] == 1)
     assert rec1["flags"] & p.Flag.TIME_ESTIMATED
-    assert abs(ts[1] - (world["utc_ms"] - world["rtc_ms"] + rec1["rtc"])) < 5_000
+    # Off by at most the wake's own length: the server's clock reads the world's at its start.
+    truth1 = world["utc_ms"] - world["rtc_ms"] + rec1["rtc"]
+    assert abs(ts[1] - truth1) <= fake_device.wakes()[-1]["awake_ms"]
     assert ts[1] > ts[0]
     statuses = [s for s in acker.statuses if s.device == "fw-statusclock"]
     assert [s.state for s in statuses] == ["online", "online"]

@@ -13,12 +13,13 @@ fleet drains: devices still holding readings wake (network only) until every buf
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gw_fleet import stored_seqs
+from gw_fleet import stored_rows
 from gw_stack import Stack
 
 from simulator.fleet import BrokerFleet, build_world, provision_fleet
@@ -59,6 +60,10 @@ class ChaosResult:
     doubles: int
     missing: int
     unexpected: int
+    #: Stored rows whose boot, distance, fill or flags differ from the ground truth of their
+    #: (device, seq), or that have none: a row overwritten by another reading, a field
+    #: written wrong, or a reading nobody produced.
+    mismatched: int
     kills: dict[str, int]
     power_cuts: int
     wakes: int
@@ -66,6 +71,9 @@ class ChaosResult:
     seconds: float
     settle_seconds: float
     drained: bool
+    #: Messages the gateway held unacknowledged (its /metrics gauge) just before each SIGKILL
+    #: of it: whether a kill caught work in flight depends on the moment, so it is a figure.
+    held_at_gateway_kills: tuple[int, ...] = ()
 
     def line(self) -> str:
         return (
@@ -73,9 +81,28 @@ class ChaosResult:
             f"({self.connect_failures} connects refused), {self.produced} readings produced, "
             f"{self.dropped} dropped by full device buffers, {self.expected} expected, "
             f"{self.stored} stored, {self.doubles} doubled, {self.missing} missing, "
+            f"{self.mismatched} differing from the truth, "
             f"{self.unexpected} unexpected; kills {self.kills}, {self.power_cuts} device power "
-            f"cuts; {self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to drain"
+            f"cuts; {self.seconds:.0f} s under chaos + {self.settle_seconds:.0f} s to drain; "
+            f"messages held at the gateway kills {list(self.held_at_gateway_kills)}"
         )
+
+
+TruthRow = tuple[int, int | None, float | None, int]
+
+
+def truth_values(truth_db: Path) -> dict[tuple[str, int], TruthRow]:
+    """(boot, mm, fill, flags) of every reading the simulator produced, by (device, seq)."""
+    db = sqlite3.connect(str(truth_db))
+    try:
+        return {
+            (dev, seq): (boot, mm, fill, flags)
+            for dev, seq, boot, mm, fill, flags in db.execute(
+                "SELECT device_id, seq, boot, mm, fill, flags FROM readings"
+            )
+        }
+    finally:
+        db.close()
 
 
 def provisioned_world(
@@ -122,6 +149,7 @@ def run_chaos(
     kill = {"broker": stack.broker.kill, "gateway": gw.kill, "influxd": stack.influx.kill}
     start = {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}
     kills = dict.fromkeys(VICTIMS, 0)
+    held: list[int] = []
     events = schedule(rng, duration_s, kills_each)
     cuts = sorted(rng.uniform(1, duration_s - 1) for _ in range(power_cuts))
     ids = world.city.device_ids
@@ -135,6 +163,8 @@ def run_chaos(
                 e = events.pop(0)
                 progress(f"  {now:5.1f} s: {e.action} {e.victim}")
                 if e.action == "kill":
+                    if e.victim == "gateway":
+                        held.append(int(gw.metric("gateway_queue_messages")))
                     kill[e.victim]()
                     kills[e.victim] += 1
                 else:
@@ -159,8 +189,10 @@ def run_chaos(
             )
         world.truth.close()
         produced, dropped = produced_and_dropped(workdir / "truth.sqlite")
-        stored = stored_seqs(stack.influx.client(), list(ids))
+        rows = stored_rows(stack.influx.client(), list(ids))
+        stored = {d: [r.seq for r in rs] for d, rs in rows.items()}
         stored_sets = {d: set(s) for d, s in stored.items() if s}
+        made = truth_values(workdir / "truth.sqlite")
         expected = {d: produced.get(d, set()) - dropped.get(d, set()) for d in ids}
         return ChaosResult(
             devices=devices,
@@ -171,6 +203,12 @@ def run_chaos(
             doubles=sum(len(s) - len(set(s)) for s in stored.values()),
             missing=sum(len(expected[d] - stored_sets.get(d, set())) for d in ids),
             unexpected=sum(len(stored_sets[d] - produced.get(d, set())) for d in stored_sets),
+            mismatched=sum(
+                1
+                for d, rs in rows.items()
+                for r in rs
+                if made.get((d, r.seq)) != (r.boot, r.distance_mm, r.fill_pct, r.flags)
+            ),
             kills=kills,
             power_cuts=power_cuts,
             wakes=stats.wakes,
@@ -178,6 +216,7 @@ def run_chaos(
             seconds=chaos_s,
             settle_seconds=settle_s,
             drained=bool(fleet.drained),
+            held_at_gateway_kills=tuple(held),
         )
     finally:
         fleet.stop()

@@ -75,6 +75,8 @@ class Device:
     produced: list[int] = field(default_factory=list)
     dropped_seqs: list[int] = field(default_factory=list)
     acks: int = 0
+    #: Readings published, first sends and resends alike.
+    sends: int = 0
     history: dict[int, p.Reading] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -151,7 +153,9 @@ class Device:
                 interval_s=3600,
                 distance_mm=int(1000 * (1 - level / 100)),
                 fill_pct=round(level, 1),
-                temp_c=round(self.rng.uniform(-5, 30), 1),
+                # Unique per reading (for 35,000 seqs): a row that holds another reading's
+                # values, or two rows for one seq, shows in assert_exactly_once.
+                temp_c=unique_temp(self.seq),
                 battery_mv=self.rng.randint(3300, 4200),
                 rssi_dbm=-self.rng.randint(40, 90),
                 dropped=len(self.dropped_seqs),
@@ -187,6 +191,7 @@ class Device:
                 msgs = p.encode_batches(self.id, [pe.reading for pe in sent])
             for pe in sent:
                 pe.sent_at = now
+            self.sends += len(sent)
         for topic, payload in msgs:
             self.client.publish(topic, payload, qos=1)
         return len(sent)
@@ -268,6 +273,46 @@ def secret_file(dir: Path, name: str, value: str) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return path
+
+
+def unique_temp(seq: int) -> float:
+    """A temperature [°C] in -5..30 that no other seq below 35,000 of the device shares."""
+    return round(-5 + (seq % 35_000) / 1000, 3)
+
+
+def stored_rows(client: object, devices: list[str]) -> dict[str, list[p.Reading]]:
+    """Every stored reading row of these devices (a list: a double shows), decoded back."""
+    out: dict[str, list[p.Reading]] = {d: [] for d in devices}
+    series = client.query(f"SELECT * FROM {storage.MEASUREMENT} GROUP BY {storage.DEVICE_TAG}")  # type: ignore[attr-defined]
+    for s in series:
+        dev = s["tags"][storage.DEVICE_TAG]
+        cols = s["columns"]
+        for row in s["values"]:
+            values = {c: v for c, v in zip(cols, row, strict=True) if v is not None}
+            out.setdefault(dev, []).append(
+                storage.reading_from_stored(dev, int(values.pop("time")), values)
+            )
+    return out
+
+
+def assert_stored_once(client: object, fleet: Fleet) -> dict[str, int]:
+    """Every reading the devices kept is stored once, as the device made it: one row per
+    (device, seq), and each row equal, field by field and in its time, to the device's reading
+    (whose temperature is unique per seq, so a row overwritten by another reading shows)."""
+    stored = stored_rows(client, [d.id for d in fleet.devices])
+    expected = fleet.expected()
+    assert set(stored) == set(expected), "a device that never existed has readings"
+    for d in fleet.devices:
+        rows = stored[d.id]
+        seqs = [r.seq for r in rows]
+        assert len(seqs) == len(set(seqs)), f"{d.id}: a reading stored twice"
+        assert set(seqs) == expected[d.id], (
+            f"{d.id}: missing {sorted(expected[d.id] - set(seqs))[:10]}, "
+            f"unexpected {sorted(set(seqs) - expected[d.id])[:10]}"
+        )
+        wrong = [r.seq for r in rows if r != d.history[r.seq]]
+        assert not wrong, f"{d.id}: rows that differ from the reading sent: {wrong[:10]}"
+    return {"devices": len(expected), "readings": sum(len(s) for s in expected.values())}
 
 
 def stored_seqs(client: object, devices: list[str]) -> dict[str, list[int]]:

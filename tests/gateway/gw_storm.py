@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from gw_chaos import provisioned_world
-from gw_fleet import stored_seqs
+from gw_chaos import provisioned_world, truth_values
+from gw_fleet import stored_rows
 from gw_stack import Stack
 
 from simulator.fleet import BrokerFleet, fill_buffers
@@ -81,6 +81,8 @@ class StormResult:
     doubles: int
     missing: int
     unexpected: int
+    #: Stored rows that differ from the ground truth of their (device, seq) (gw_chaos.py).
+    mismatched: int
     acknowledged: int
     fill_seconds: float
     seconds: float  #: from the storm's start until every reading was stored and acknowledged
@@ -92,7 +94,8 @@ class StormResult:
             f"{self.produced} buffered readings; all stored and acknowledged after "
             f"{self.seconds:.1f} s ({self.produced / max(self.seconds, 1e-9):,.0f} readings/s); "
             f"{self.stored} stored, {self.doubles} doubled, {self.missing} missing, "
-            f"{self.unexpected} unexpected, {self.acknowledged} acknowledged, "
+            f"{self.unexpected} unexpected, {self.mismatched} differing from the truth, "
+            f"{self.acknowledged} acknowledged, "
             f"{self.connect_failures} connects refused (backlog built in {self.fill_seconds:.0f} s)"
         )
 
@@ -140,8 +143,10 @@ def run_storm(
     finally:
         observer.close()
     ids = world.city.device_ids
-    stored = stored_seqs(stack.influx.client(), list(ids))
+    rows = stored_rows(stack.influx.client(), list(ids))
+    stored = {d: [r.seq for r in rs] for d, rs in rows.items()}
     sets = {d: set(s) for d, s in stored.items() if s}
+    made = truth_values(workdir / "truth.sqlite")
     assert not any(dropped.values()), "a device buffer overflowed while filling"
     return StormResult(
         devices=devices,
@@ -150,6 +155,12 @@ def run_storm(
         doubles=sum(len(s) - len(set(s)) for s in stored.values()),
         missing=sum(len(produced.get(d, set()) - sets.get(d, set())) for d in ids),
         unexpected=sum(len(sets[d] - produced.get(d, set())) for d in sets),
+        mismatched=sum(
+            1
+            for d, rs in rows.items()
+            for r in rs
+            if made.get((d, r.seq)) != (r.boot, r.distance_mm, r.fill_pct, r.flags)
+        ),
         acknowledged=observer.total(),
         fill_seconds=fill_s,
         seconds=took,

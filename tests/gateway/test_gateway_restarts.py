@@ -7,12 +7,11 @@ at the end. Each test runs its own servers (smartbins.servers) and the gateway a
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from gw_fleet import Fleet, provision_fleet
-from gw_stack import GatewayProcess, Stack, assert_exactly_once, drive
+from gw_stack import GatewayProcess, Stack, assert_exactly_once, drive, points_requested
 
 from smartbins.servers import wait_until
 
@@ -27,9 +26,15 @@ def stack() -> Stack:
         s.close()
 
 
-def start_fleet(stack: Stack, registry_path: Path, prefix: str, n: int, seed: int) -> Fleet:
+#: A resend timeout no test outlives: what arrives, arrives without the device's help.
+NO_RESEND_S = 1e9
+
+
+def start_fleet(
+    stack: Stack, registry_path: Path, prefix: str, n: int, seed: int, resend_s: float = 2.0
+) -> Fleet:
     creds = provision_fleet(str(registry_path), stack.broker.passwords, prefix, n)
-    fleet = Fleet(creds, stack.broker.port, seed=seed, resend_timeout_s=2.0)
+    fleet = Fleet(creds, stack.broker.port, seed=seed, resend_timeout_s=resend_s)
     fleet.start()
     wait_until(fleet.connected, 15, message="devices connected")
     return fleet
@@ -42,7 +47,10 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     gw = stack.add_gateway("a")
     gw.start()
     gw.wait_healthy()
-    fleet = start_fleet(stack, registry_path, f"k{victim[:2]}", 10, seed=len(victim))
+    # Only a broker SIGKILL loses what it held (no persistence): the devices' resends must
+    # heal that. A dead gateway or InfluxDB must lose nothing even without a resend.
+    resend_s = 2.0 if victim == "broker" else NO_RESEND_S
+    fleet = start_fleet(stack, registry_path, f"k{victim[:2]}", 10, len(victim), resend_s)
     try:
         fleet.produce(30)
         fleet.pump()
@@ -50,7 +58,10 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
         kill[victim]()
         fleet.produce(5)  # buffered on the devices meanwhile
         fleet.pump()
-        time.sleep(0.5)  # a real outage lasts a while; nothing waits on it
+        if victim == "broker":
+            wait_until(lambda: not any(d.client.is_connected() for d in fleet.devices), 10)
+        elif victim == "influxd":
+            wait_until(lambda: not gw.health()[0], 20, message="gateway reports InfluxDB down")
         {"broker": stack.broker.start, "gateway": gw.start, "influxd": stack.influx.start}[victim]()
         gw.wait_healthy(30)
         if victim == "broker":
@@ -60,6 +71,41 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
         drive(fleet, lambda: fleet.pending() == 0, 60)
         counts = assert_exactly_once(stack, fleet)
         assert counts["readings"] == 10 * 40
+        if resend_s == NO_RESEND_S:
+            assert sum(d.sends for d in fleet.devices) == 10 * 40
+    finally:
+        fleet.close()
+    assert "Traceback" not in gw.log()
+
+
+def test_after_a_gateway_sigkill_the_broker_redelivers_what_it_held(
+    stack: Stack, registry_path: Path
+) -> None:
+    """Resends off: the broker's redelivery to the restarted gateway, not the devices, brings
+    every reading the killed gateway had received and not acknowledged; and there were such
+    readings at the kill (InfluxDB is down, so the gateway holds them all)."""
+    gw = stack.add_gateway("a")
+    gw.start()
+    gw.wait_healthy()
+    fleet = start_fleet(stack, registry_path, "rd", 10, seed=7, resend_s=NO_RESEND_S)
+    try:
+        stack.influx.kill()
+        fleet.produce(20)
+        assert fleet.pump() == 200  # one batch message per device
+        wait_until(lambda: gw.metric("gateway_queue_messages") == 10, 20, message="10 held")
+        held = gw.metric("gateway_queue_messages")
+        assert gw.metric("gateway_readings_written_total") == 0
+        gw.kill()
+        stack.influx.start()
+        gw.start()
+        gw.wait_healthy(30)
+        wait_until(lambda: fleet.pending() == 0, 30, message="every reading acknowledged")
+        assert gw.metric("gateway_messages_redelivered_total") == held == 10
+        assert gw.metric("gateway_readings_written_total") == 200
+        assert sum(d.sends for d in fleet.devices) == 200  # nothing was sent twice
+        assert assert_exactly_once(stack, fleet)["readings"] == 200
+        # ... and written once: the restarted influxd was asked for exactly 200 points.
+        assert points_requested(stack) == 200
     finally:
         fleet.close()
     assert "Traceback" not in gw.log()

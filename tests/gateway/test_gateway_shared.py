@@ -56,10 +56,15 @@ def test_two_gateways_share_and_one_dies_for_good(registry_path: Path) -> None:
             assert b.metric("gateway_readings_written_total") >= before_b + 100
             counts = assert_exactly_once(stack, fleet)
             assert counts["readings"] == 20 * 15
-            # After the expiry every new message goes to b at once: no resend needed.
+            # After the expiry every new message goes to b at once: no resend needed (resends
+            # are switched off, so only b's acknowledgement can empty the buffers).
+            for d in fleet.devices:
+                d.resend_timeout_s = 1e9
+            sends = sum(d.sends for d in fleet.devices)
             fleet.produce(1)
             fleet.pump()
-            wait_until(lambda: fleet.pending() == 0, 1.9, message="acknowledged before a resend")
+            wait_until(lambda: fleet.pending() == 0, 30, message="acknowledged without a resend")
+            assert sum(d.sends for d in fleet.devices) == sends + 20
         finally:
             fleet.close()
     finally:

@@ -68,10 +68,14 @@ def test_two_workers_share_restart_and_die_with_the_supervisor(registry_path: Pa
                        message="summed metrics")  # fmt: skip
             assert gw.metric("gateway_mqtt_connected") == 2
             assert gw.metric("gateway_workers") == 2
-            time.sleep(1)  # a fresh report from each
-            took = {k: h["messages_received"] for k, h in _workers_health(gw.port).items()}
-            print(f"workers: messages taken {took}")
-            assert all(float(n) >= 40 for n in took.values()), took  # type: ignore[arg-type]
+            # Both took a share: wait for each worker's report to show it (reports are periodic).
+            def took() -> dict[str, float]:
+                return {k: float(h["messages_received"])  # type: ignore[arg-type]
+                        for k, h in _workers_health(gw.port).items()}  # fmt: skip
+
+            wait_until(lambda: all(n >= 40 for n in took().values()), 10,
+                       message="each worker reports 40 messages or more")  # fmt: skip
+            print(f"workers: messages taken {took()}")
 
             # a worker dies: the supervisor starts it again; nothing is lost meanwhile
             os.kill(workers[0], 9)

@@ -6,12 +6,50 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_check import kernel_cost
 
+import routing.solve as _solve_module
 from routing.model import Model, ProblemData
+from routing.params import RoutingParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT / ".." / "shared"
 CVRPLIB_DIR = SHARED / "data" / "cvrplib"
+
+
+#: Every Result a solve in these tests returns (checked by check_kernel_agrees below).
+SOLVES: list[tuple[ProblemData, _solve_module.Result, RoutingParams | None]] = []
+_RECORDING = [False]  # only while a test of tests/routing runs
+_real_solve = _solve_module.solve
+
+
+def _recorded_solve(data: ProblemData, stop: object, seed: int = 1,
+                    params: RoutingParams | None = None) -> _solve_module.Result:
+    result = _real_solve(data, stop, seed, params)  # type: ignore[arg-type]
+    if _RECORDING[0]:
+        SOLVES.append((data, result, params))
+    return result
+
+
+# Installed before the test modules import ``solve``, so every solve of tests/routing/ is
+# recorded; each test then checks its own (the autouse fixture below).
+_solve_module.solve = _recorded_solve  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def check_kernel_agrees():
+    """After every test: for each feasible plan it solved, the compiled kernel's own cost
+    equals the independent checker's (the figure Result.cost reports)."""
+    SOLVES.clear()
+    _RECORDING[0] = True
+    yield
+    _RECORDING[0] = False
+    for data, result, params in SOLVES:
+        if result.is_feasible:
+            assert kernel_cost(data, result, params) == pytest.approx(
+                result.cost, rel=1e-9, abs=1e-6
+            ), "the compiled kernel and the checker disagree on the plan's cost"
+    SOLVES.clear()
 
 
 @pytest.fixture(scope="session")

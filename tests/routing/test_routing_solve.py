@@ -16,11 +16,39 @@ from routing.solve import solve
 from routing.stop import MaxIterations, MaxRuntime
 
 
+def score(data: ProblemData, vehicle: int, route: tuple[int, ...]) -> float | None:
+    """The cost of one truck's route of stops (no disposal sites), or None if it breaks a
+    rule: this test's own few lines, independent of routing.feasibility, so brute force does
+    not grade the solver with the checker the solver is reported by."""
+    if not route:
+        return 0.0
+    scale = data.duration_scale[vehicle]
+    at, t, dist, load = int(data.start_depot[vehicle]), data.shift_start_s[vehicle], 0.0, 0.0
+    for i in route:
+        here = data.num_depots + i
+        dist += data.distance[at, here]
+        t = max(t + data.duration_s[at, here] * scale, data.tw_early_s[i])
+        if t > data.tw_late_s[i] + 1e-6:
+            return None
+        t += data.service_s[i]
+        load += data.demand[i, 0]
+        at = here
+    home = int(data.end_depot[vehicle])
+    dist += data.distance[at, home]
+    t += data.duration_s[at, home] * scale
+    shift = t - data.shift_start_s[vehicle]
+    if load > data.capacity[vehicle, 0] + 1e-6 or shift > data.shift_duration_s[vehicle] + 1e-6:
+        return None
+    return (data.distance_cost[vehicle] * dist + data.duration_cost[vehicle] * shift
+            + data.fixed_cost[vehicle])  # fmt: skip
+
+
 def brute_force(data: ProblemData) -> float:
     """Cheapest feasible plan by enumerating every assignment of stops to trucks (or to
-    nobody, for optional stops) and every order. Reload visits are not enumerated, so
-    only use it on instances without disposal sites."""
-    assert data.num_disposal == 0
+    nobody, for optional stops) and every order, scored by ``score``; on the way, the checker
+    must agree with ``score`` on every plan's feasibility and cost. Reload visits are not
+    enumerated, so only use it on instances without disposal sites (one stream)."""
+    assert data.num_disposal == 0 and data.num_streams == 1
     n, v = data.num_stops, data.num_vehicles
     best = np.inf
     choices = [range(v + (0 if data.required[i] else 1)) for i in range(n)]
@@ -29,11 +57,17 @@ def brute_force(data: ProblemData) -> float:
         if any(groups[k] and not groups[k - 1] for k in range(1, v)
                if np.array_equal(data.capacity[k], data.capacity[k - 1])):
             continue  # identical trucks: only fill them in order
+        skipped = sum(data.prize[i] for i in range(n) if assign[i] == v)
         perms = [list(itertools.permutations(g)) for g in groups]
         for combo in itertools.product(*perms):
+            costs = [score(data, k, combo[k]) for k in range(v)]
+            cost = None if None in costs else sum(costs) + skipped  # type: ignore[arg-type]
             plan = [(k, [data.stop_location(i) for i in combo[k]]) for k in range(v) if combo[k]]
-            violations, cost, _ = check_routes(data, plan)
-            if not violations and cost < best:
+            violations, checker_cost, _ = check_routes(data, plan)
+            assert (not violations) == (cost is not None), (plan, violations)
+            if cost is not None:
+                assert checker_cost == pytest.approx(cost, rel=1e-9)
+            if cost is not None and cost < best:
                 best = cost
     return best
 

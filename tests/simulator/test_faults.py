@@ -72,8 +72,15 @@ def test_timeout(run):
 
 
 def test_stuck(run):
-    inside, _ = _split(_rows(run, 1))
-    assert len({r[3] for r in inside}) == 1
+    """A stuck sensor repeats one real distance through the window (not a run of errors),
+    while the surface it should see moves; outside the window it follows the surface."""
+    inside, outside = _split(_rows(run, 1))
+    (stuck,) = {r[3] for r in inside}
+    assert stuck is not None and not any(r[5] & p.Flag.SENSOR_ERROR for r in inside)
+    assert len({round(r[4]) for r in inside}) > 1  # the true distance changed meanwhile
+    assert all("stuck" in r[6] for r in inside)
+    assert all("stuck" not in r[6] for r in outside)
+    assert len({r[3] for r in outside}) > 1
 
 
 def test_drift(run):

@@ -5,6 +5,7 @@ factor within 0.10 (they are normalised to mean 1), measured on a simulation of 
 sensors over a year, with a seed the fit never used.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from simulator.fill_model import (
     BinField,
     FillParams,
     draw_traits,
+    fill_from_mm,
     load_params,
     measure,
     pattern_factor,
+    true_distance_mm,
 )
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -102,9 +105,24 @@ def test_overflow_recorded_once_per_crossing(params):
 
 
 def test_measure_reports_overfull_as_fill_over_100_or_blind_zone(params):
+    """Above the full line the sensor sees less than ``full_mm``: fill over 100 %; nearer than
+    its blind zone it reports the blind-zone error (code 2), never the echo timeout (1)."""
+    exact = replace(params, error_prob=0.0, spike_prob=0.0, noise_mm=0.0)
     rng = np.random.default_rng(2)
-    m = measure(params, 110.0, 1000.0, 120.0, 0.0, 0.0, rng)
-    assert m.mm is None or m.mm < 120
+    # empty 1000 mm, full 120 mm: 105 % is 76 mm from the sensor, 44 mm above the full line
+    m = measure(exact, 105.0, 1000.0, 120.0, 0.0, 0.0, rng)
+    assert m.errors == () and m.mm == round(true_distance_mm(105.0, 1000.0, 120.0)) == 76
+    assert fill_from_mm(m.mm, 1000.0, 120.0) == pytest.approx(105.0, abs=0.1)
+    # 114 %: 120 - 0.14 * 880 = -3 mm, inside the 40 mm blind zone
+    m = measure(exact, 114.0, 1000.0, 120.0, 0.0, 0.0, rng)
+    assert (m.mm, m.errors) == (None, (2,))
+    # With the fitted noise and errors: a distance under full_mm, or one of those two codes.
+    for seed in range(50):
+        m = measure(params, 105.0, 1000.0, 120.0, 0.0, 0.0, np.random.default_rng(seed))
+        if m.mm is None:
+            assert m.errors in ((1,), (2,))
+        elif not m.spike:
+            assert fill_from_mm(m.mm, 1000.0, 120.0) > 100.0
 
 
 def test_tilt_parameters_are_what_the_real_data_says(params):

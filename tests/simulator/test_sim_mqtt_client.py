@@ -52,23 +52,36 @@ def test_refused_and_unreachable_broker_raise_mqtt_error(broker):
 
 
 def test_round_trip_through_the_broker_with_session(broker):
-    """Service account writes a retained config; a device-like client of the gateway account
-    subscribes with a persistent session and gets it; a second connect finds the session."""
-    gw = broker.gateway
+    """The service account writes a retained config; a device subscribes with a persistent
+    session and gets it, flagged retained and byte for byte; a second connect finds the
+    session, and a clean one starts without it."""
+    dev, password = "mqtt-client-dev", "mqtt-client-dev-password"
+    broker.server.passwords.update({dev: password})
+    svc = broker.service
+    topic = f"sb/down/{dev}/config"
+    config = b'{"v":1,"dev":"mqtt-client-dev","server_ts":1764000000000,"interval":900}'
 
     async def run():
-        c = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password)
+        s = await connect(broker.port, f"{svc.username}-mqtt-client-test", svc.username,
+                          svc.password, clean=True)
+        await s.publish(topic, config, retain=True)  # QoS 1: returns after the PUBACK
+        await s.disconnect()
+        c = await connect(broker.port, dev, dev, password)
         assert not c.session_present
-        await c.subscribe(["sb/up/+/+"])  # the broker grants the gateway only its filters
+        await c.subscribe([topic])
+        got = await c.next_message(5.0)
         await c.disconnect()
-        c2 = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password)
+        c2 = await connect(broker.port, dev, dev, password)
         assert c2.session_present
         await c2.disconnect()
-        c3 = await connect(broker.port, f"{gw.username}-mqtt-client-test", gw.username, gw.password,
-                           clean=True)
+        c3 = await connect(broker.port, dev, dev, password, clean=True)
+        assert not c3.session_present
         await c3.disconnect()
+        return got
 
-    asyncio.run(run())
+    got = asyncio.run(run())
+    assert got is not None, "the retained config did not arrive"
+    assert (got.topic, got.payload, got.retain) == (topic, config, True)
 
 
 @settings(max_examples=60, deadline=None)
