@@ -41,8 +41,10 @@ def city() -> Iterator[dash_city.City]:
         c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Per module: Playwright's sync API keeps an asyncio loop running in this thread while it
+    is open, and tests after the dashboard's (asyncio.run in the simulator's) need it gone."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
