@@ -14,9 +14,10 @@ from routing.params import RoutingParams
 
 def kernel_cost(data: ProblemData, result: _solve_module.Result,
                 params: RoutingParams | None = None) -> float:
-    """The compiled kernel's own cost of the plan ``result`` holds: its routes (stop order
-    only; the kernel places disposal visits itself) loaded into a fresh kernel solution and
-    scored by ``evaluate.total_cost``, the figure the search optimises.
+    """The compiled kernel's own cost of the plan ``result`` holds: its routes (stop order, and
+    each disposal visit as the unload placed before the stop that follows it; a final unload
+    the kernel adds itself) loaded into a fresh kernel solution and scored by
+    ``evaluate.total_cost``, the figure the search optimises.
 
     The one place these tests reach past the public API (routing.solve's private compile
     and load steps): if routing's internals change, only this function follows them."""
@@ -25,11 +26,19 @@ def kernel_cost(data: ProblemData, result: _solve_module.Result,
     nd, ns = data.num_depots, data.num_stops
     seq = np.zeros((data.num_vehicles, max(ns, 1)), dtype=np.int64)
     rlen = np.zeros(data.num_vehicles, dtype=np.int64)
+    unl = np.full(max(ns, 1), -1, dtype=np.int64)
     for rep in result.routes:
         stops = [v - nd for v in rep.visits if nd <= v < nd + ns]
         seq[rep.vehicle, : len(stops)] = stops
         rlen[rep.vehicle] = len(stops)
+        site = -1
+        for v in rep.visits:
+            if v >= nd + ns:
+                site = v - nd - ns
+            elif v >= nd:
+                unl[v - nd] = site
+                site = -1
     for r in range(data.num_vehicles):
         _ev.refresh_route(inst, sol, r)
-    _solve_module._load_routes(inst, sol, seq, rlen)
+    _solve_module._load_routes(inst, sol, seq, rlen, unl[:ns])
     return float(_ev.total_cost(inst, sol))
