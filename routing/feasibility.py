@@ -51,16 +51,12 @@ class RouteReport:
     trip_loads: tuple[tuple[float, ...], ...]
     cost: float
     violations: tuple[str, ...]
+    num_reloads: int = 0  #: disposal visits on this route, the one that ends it included
 
     @property
     def duration_s(self) -> float:
         """Time on shift [s]: return to depot minus departure."""
         return self.end_s - self.start_s
-
-    @property
-    def num_reloads(self) -> int:
-        """Disposal visits on this route."""
-        return len(self.trips) - 1 if self.trips else 0
 
 
 def simulate_route(data: ProblemData, vehicle: int, visits: Sequence[int]) -> RouteReport:
@@ -127,6 +123,9 @@ def simulate_route(data: ProblemData, vehicle: int, visits: Sequence[int]) -> Ro
     volume = 0.0
     served = 0
     for k, loc in enumerate(visits):
+        if not nd <= loc < data.num_locations:
+            violations.append(f"vehicle {vehicle}: visit {loc} is not a stop or disposal site")
+            continue
         dist += data.distance[prev, loc]
         if is_stop(loc):
             i = loc - nd
@@ -152,7 +151,7 @@ def simulate_route(data: ProblemData, vehicle: int, visits: Sequence[int]) -> Ro
                     f"{load[kk]:g} > capacity {cap[kk]:g} after stop {i}"
                 )
             trip.append(i)
-        elif nd + ns <= loc < data.num_locations:
+        else:
             p = loc - nd - ns
             t = drive(t, data.duration_s[prev, loc] * scale)
             if t < site_open[p]:
@@ -168,9 +167,6 @@ def simulate_route(data: ProblemData, vehicle: int, visits: Sequence[int]) -> Ro
             trip = []
             reloads += 1
             t = max(t, trip_release(k + 1))  # wait for the next trip's jobs
-        else:
-            violations.append(f"vehicle {vehicle}: visit {loc} is not a stop or disposal site")
-            continue
         prev = loc
     end = int(data.end_depot[vehicle])
     dist += data.distance[prev, end]
@@ -216,6 +212,7 @@ def simulate_route(data: ProblemData, vehicle: int, visits: Sequence[int]) -> Ro
         trip_loads=tuple(trip_loads) if used else (),
         cost=float(cost),
         violations=tuple(violations),
+        num_reloads=reloads,
     )
 
 

@@ -94,10 +94,7 @@ def test_a_vehicle_used_by_two_routes_is_reported() -> None:
     [
         "depot",
         "negative",
-        pytest.param("beyond the last location", marks=pytest.mark.xfail(
-            strict=True, raises=IndexError,
-            reason="checker bug, reported: simulate_route indexes the distance matrix before "
-            "it checks the visit, so a visit beyond the last location raises IndexError")),
+        "beyond the last location",
     ],
 )  # fmt: skip
 def test_a_visit_that_is_not_a_stop_or_disposal_site_is_reported(where: str) -> None:
@@ -173,11 +170,6 @@ def test_max_reloads_counts_every_disposal_visit() -> None:
     assert check_routes(data2, plan)[0] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checker bug, reported: RouteReport.num_reloads is len(trips) - 1, which misses "
-    "the disposal visit that ends a route (its docstring says 'disposal visits on this route')",
-)
 def test_num_reloads_counts_the_disposal_visits() -> None:
     data = line(sites=((300.0, (0,)),), capacity=2.0)
     site = data.disposal_location(0)
