@@ -53,11 +53,23 @@ class ServerError(SmartbinsError, RuntimeError):
     """A server did not start; the message says what it printed and what to check."""
 
 
+#: Ports this process has handed out: the OS may offer a port again as soon as the probe socket
+#: is closed, before the server it was meant for has bound it (seen: the demo's broker and
+#: influxd were given the same port).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it), never one this
+    process handed out before."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise OSError("no free loopback port that this process has not handed out already")
 
 
 def wait_until(

@@ -62,3 +62,12 @@ def test_influxdb_requires_credentials(influxdb: InfluxDB) -> None:
         assert e.status == 401
     else:
         raise AssertionError("InfluxDB answered a query without credentials")
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    """The OS offers a just-closed probe port again; the broker and influxd of one demo once
+    got the same one."""
+    from smartbins.servers import free_port
+
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
