@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 from api_world import World
 from referencing import Registry, Resource
 
@@ -18,6 +19,9 @@ OPEN = "/api/v1/open/municipalities/0101"
 
 
 def fiware_validator() -> jsonschema.Draft202012Validator:
+    if not FIWARE.parents[1].exists():  # ../shared itself; a missing schema in it fails
+        pytest.skip(f"{FIWARE.parents[1]} is absent: check out the shared data folder beside "
+                    "the repo")
     schema = json.loads((FIWARE / "WasteContainer.schema.json").read_text())
     common = json.loads((FIWARE / "common-schema.json").read_text())
     registry = Registry().with_resource(COMMON_URL, Resource.from_contents(common))
