@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from backend import dashboard
 from backend import settings as settings_mod
+from backend.forecasts import Forecasts
 from backend.metrics import Metrics, MetricsMiddleware
 from backend.readings import Readings
 from backend.routes import (
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, start_cache: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.readings = readings
     app.state.metrics = Metrics()
+    app.state.forecasts = Forecasts()
     for r in (municipalities, sites, bins, devices, fleet, alerts, forecasts, tokens):
         app.include_router(r.router, prefix=API_PREFIX)
     app.include_router(opendata.router, prefix=API_PREFIX)

@@ -69,10 +69,7 @@ class PlanGenerate(BaseModel):
 
 
 def _forecasts(request: Request) -> Forecasts:
-    state = request.app.state
-    if not hasattr(state, "forecasts"):
-        state.forecasts = Forecasts()
-    return state.forecasts  # type: ignore[no-any-return]
+    return request.app.state.forecasts  # type: ignore[no-any-return]
 
 
 UntilQ = Annotated[int | None, Query(ge=0, le=TS_MAX_MS,
