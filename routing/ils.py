@@ -20,6 +20,7 @@ from routing.evaluate import (
     C_PENT,
     I_PROMISING,
     I_ROUTE,
+    I_SEEN,
     I_UNLOAD,
     R_LEN,
     R_MODIFIED,
@@ -64,6 +65,32 @@ def _repair(inst: Inst, sol: Sol, order: np.ndarray) -> None:
     refresh_all(inst, sol)
 
 
+@njit(cache=True, _nrt=False)
+def cycle_position(i: int, first: int) -> tuple:
+    """(cycle, position in [0, 1)) of iteration ``i`` in annealing cycles of ``first``,
+    2 ``first``, 4 ``first`` ... iterations (cycle k starts at first * (2^k - 1))."""
+    k = 0
+    start = 0
+    length = max(first, 1)
+    while i >= start + length:
+        start += length
+        length *= 2
+        k += 1
+    return k, (i - start) / length
+
+
+@njit(cache=True)
+def restore(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray, unl: np.ndarray) -> None:
+    """Make ``sol`` the plan (seq, rlen, unl) (a snapshot)."""
+    sol.stop_i[I_ROUTE] = -1
+    sol.stop_i[I_SEEN] = -1
+    sol.stop_i[I_UNLOAD] = unl
+    for r in range(rlen.shape[0]):
+        sol.seq[r, : rlen[r]] = seq[r, : rlen[r]]
+        sol.route_i[R_LEN, r] = rlen[r]
+        refresh_route(inst, sol, r)
+
+
 @njit(cache=True)
 def ils_chunk(
     inst: Inst,
@@ -75,41 +102,57 @@ def ils_chunk(
     best_rlen: np.ndarray,
     best_unl: np.ndarray,
     costs: np.ndarray,
+    first_iter: int,
     n_iter: int,
-    frac_from: float,
-    frac_to: float,
+    cycle: int,
     temp_hi: float,
     temp_lo: float,
+    restart_after: int,
     min_remove: int,
     max_remove: int,
     max_string: int,
     blink: float,
     elim: float,
     repair: float,
+    pen: np.ndarray,
     order: np.ndarray,
 ) -> None:
-    """Run ``n_iter`` iterations. ``costs`` = [current, best, load-feasible count,
-    time-feasible count, plans counted, iterations since the best improved] is read and
-    updated; only a feasible plan can become the best.
+    """Run iterations ``first_iter`` .. ``first_iter + n_iter - 1``. ``costs`` = [current,
+    best, load-feasible count, time-feasible count, plans counted, iterations since the
+    best improved] is read and updated; only a feasible plan can become the best.
+
+    Anytime: everything here depends on the iteration number and the plans seen, never
+    on a time limit, so a run that is allowed more iterations is the same run continued
+    (and how the caller cuts the run into chunks changes nothing). The temperature
+    decays geometrically from ``temp_hi`` to ``temp_lo`` over each annealing cycle;
+    cycles last ``cycle``, 2 ``cycle``, 4 ``cycle`` ... iterations, and each one after the
+    first starts again from the best plan. The search also goes back to the best plan
+    after ``restart_after`` iterations without a better one.
 
     Penalty-guided search: the plan may overload trucks or run late, priced by the
-    current penalty weights (adapted by the caller from the feasible counts). An
-    infeasible plan gets, with probability ``repair``, a local search with ten times
-    the penalties to pull it back to feasibility (as in HGS and PyVRP).
-
-    The budget fraction goes linearly from ``frac_from`` to ``frac_to`` over the chunk and
-    the temperature decays geometrically from ``temp_hi`` (fraction 0) to ``temp_lo``
-    (fraction 1), so the schedule does not depend on how the run is cut into chunks.
+    weights ``inst.c[C_PENL]``, ``inst.c[C_PENT]``. After every ``pen[5]`` plans each is
+    multiplied by ``pen[6]`` when the share of plans feasible in that respect is below
+    ``pen[4]`` - 0.05 and by ``pen[7]`` when it is above ``pen[4]`` + 0.05, within
+    [``pen[0]``, ``pen[1]``] (load) and [``pen[2]``, ``pen[3]``] (time). An infeasible plan
+    gets, with probability ``repair``, a local search with ten times the weights to pull
+    it back to feasibility (as in HGS and PyVRP).
     """
     nroutes = cur_rlen.shape[0]
     removed = np.empty(sol.stop_i.shape[1], dtype=np.int64)
     changed = np.empty(nroutes, dtype=np.int64)
-    for it in range(n_iter):
-        frac = frac_from + (frac_to - frac_from) * (it / max(n_iter, 1))
+    for it in range(first_iter, first_iter + n_iter):
+        k_cyc, pos = cycle_position(it, cycle)
+        if k_cyc > 0 and pos == 0.0:
+            costs[5] = restart_after  # a new cycle starts from the best plan
+        if costs[5] >= restart_after and np.isfinite(costs[1]):
+            restore(inst, sol, best_seq, best_rlen, best_unl)
+            snapshot(sol, cur_seq, cur_rlen, cur_unl)
+            costs[5] = 0.0
+            costs[0] = total_cost(inst, sol)
         if temp_hi > 0.0 and temp_lo > 0.0:
-            temp = temp_hi * (temp_lo / temp_hi) ** frac
+            temp = temp_hi * (temp_lo / temp_hi) ** pos
         else:
-            temp = temp_hi + (temp_lo - temp_hi) * frac
+            temp = temp_hi + (temp_lo - temp_hi) * pos
         c0 = int(sol.misc[1])
         k = min_remove + rand_int(sol.misc, max_remove - min_remove + 1)
         n = ruin(inst, sol, k, max_string, elim, removed)
@@ -161,6 +204,31 @@ def ils_chunk(
                 for p in range(ln):
                     sol.stop_i[I_UNLOAD, cur_seq[r, p]] = cur_unl[cur_seq[r, p]]
                 refresh_route(inst, sol, r)
+        if costs[4] >= pen[5] and _adapt_penalties(inst, costs, pen):
+            refresh_all(inst, sol)
+            costs[0] = total_cost(inst, sol)
+
+
+@njit(cache=True, _nrt=False)
+def _adapt_penalties(inst: Inst, costs: np.ndarray, pen: np.ndarray) -> bool:
+    """Raise a weight when too few plans were feasible in its respect, lower it when too
+    many were; reset the counts. Returns True if a weight changed."""
+    changed = False
+    for k in range(2):
+        col = C_PENL if k == 0 else C_PENT
+        share = costs[2 + k] / costs[4]
+        w = inst.c[col]
+        if share < pen[4] - 0.05:
+            w *= pen[6]
+        elif share > pen[4] + 0.05:
+            w *= pen[7]
+        w = min(max(w, pen[2 * k]), pen[2 * k + 1])
+        changed = changed or w != inst.c[col]
+        inst.c[col] = w
+    costs[2] = 0.0
+    costs[3] = 0.0
+    costs[4] = 0.0
+    return changed
 
 
 @njit(cache=True)

@@ -445,6 +445,77 @@ def _try_reverse(inst: Inst, sol: Sol, r: int) -> bool:
 
 
 @njit(cache=True, _nrt=False)
+def _examine(inst: Inst, sol: Sol, u: int, use_empty: bool, has_optional: bool,
+             has_sites: bool) -> int:
+    """Try the moves around stop u; returns how many were applied."""
+    moves = 0
+    k_nb = inst.nb.shape[1]
+    if sol.stop_i[I_ROUTE, u] < 0:
+        if has_optional and inst.st[u, S_REQ] == 0.0 and _try_optional(inst, sol, u):
+            moves += 1
+        return moves
+    sol.stop_i[I_PROMISING, u] = 0
+    for kk in range(k_nb):
+        v = inst.nb[u, kk]
+        if sol.stop_i[I_ROUTE, v] < 0 or sol.stop_i[I_ROUTE, u] < 0:
+            continue
+        if try_pair(inst, sol, u, v):
+            moves += 1
+    ru = sol.stop_i[I_ROUTE, u]
+    if ru < 0:
+        return moves
+    if use_empty and sol.route_i[R_LEN, ru] > 1:
+        re = _first_empty_route(sol, ru)
+        one, zero, first = np.int64(1), np.int64(0), np.int64(-1)
+        if re >= 0 and relocate(inst, sol, u, one, zero, re, first):
+            moves += 1
+    if has_optional and not (inst.st[u, S_REQ] > 0.0) and _try_optional(inst, sol, u):
+        return moves + 1
+    ru = sol.stop_i[I_ROUTE, u]
+    if has_sites and ru >= 0 and (
+            _try_unload(inst, sol, u)
+            or (sol.stop_i[I_POS, u] == 0 and _try_reverse(inst, sol, ru))):
+        moves += 1
+    return moves
+
+
+@njit(cache=True, _nrt=False)
+def local_search_steps(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool,
+                       state: np.ndarray, budget: int) -> bool:
+    """Resumable local search: examine at most ``budget`` stops, then return, so that a
+    caller can look at a clock in between. ``state`` = [next index into ``order``, 1 if
+    the current pass improved, moves applied] starts at zeros and carries the search
+    over; returns True when a whole pass found nothing to improve (done). Cutting the
+    search into steps does not change what it does."""
+    has_optional = False
+    for u in range(inst.st.shape[0]):
+        if inst.st[u, S_REQ] == 0.0:
+            has_optional = True
+            break
+    has_sites = inst.pt.shape[0] > 0
+    steps = 0
+    while True:
+        idx = state[0]
+        while idx < order.shape[0]:
+            u = order[idx]
+            idx += 1
+            if sol.stop_i[I_ROUTE, u] >= 0 and sol.stop_i[I_PROMISING, u] == 0:
+                continue
+            if steps >= budget:
+                state[0] = idx - 1
+                return False
+            steps += 1
+            m = _examine(inst, sol, u, use_empty, has_optional, has_sites)
+            if m > 0:
+                state[1] = 1
+                state[2] += m
+        state[0] = 0
+        if state[1] == 0:
+            return True
+        state[1] = 0
+
+
+@njit(cache=True)
 def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> int:
     """Apply improving moves around promising stops until none is left.
 
@@ -453,51 +524,6 @@ def local_search(inst: Inst, sol: Sol, order: np.ndarray, use_empty: bool) -> in
     after a ruin-and-recreate the search stays near what changed, as in FILO's
     selective vertex caching and PyVRP's promising clients. Returns moves applied.
     """
-    moves = 0
-    k_nb = inst.nb.shape[1]
-    has_optional = False
-    for u in range(inst.st.shape[0]):
-        if inst.st[u, S_REQ] == 0.0:
-            has_optional = True
-            break
-    has_sites = inst.pt.shape[0] > 0
-    improved = True
-    while improved:
-        improved = False
-        for idx in range(order.shape[0]):
-            u = order[idx]
-            if sol.stop_i[I_ROUTE, u] < 0:
-                if has_optional and inst.st[u, S_REQ] == 0.0 and _try_optional(inst, sol, u):
-                    moves += 1
-                    improved = True
-                continue
-            if sol.stop_i[I_PROMISING, u] == 0:
-                continue
-            sol.stop_i[I_PROMISING, u] = 0
-            for kk in range(k_nb):
-                v = inst.nb[u, kk]
-                if sol.stop_i[I_ROUTE, v] < 0 or sol.stop_i[I_ROUTE, u] < 0:
-                    continue
-                if try_pair(inst, sol, u, v):
-                    moves += 1
-                    improved = True
-            ru = sol.stop_i[I_ROUTE, u]
-            if ru < 0:
-                continue
-            if use_empty and sol.route_i[R_LEN, ru] > 1:
-                re = _first_empty_route(sol, ru)
-                one, zero, first = np.int64(1), np.int64(0), np.int64(-1)
-                if re >= 0 and relocate(inst, sol, u, one, zero, re, first):
-                    moves += 1
-                    improved = True
-            if has_optional and not (inst.st[u, S_REQ] > 0.0) and _try_optional(inst, sol, u):
-                moves += 1
-                improved = True
-                continue
-            ru = sol.stop_i[I_ROUTE, u]
-            if has_sites and ru >= 0 and (
-                    _try_unload(inst, sol, u)
-                    or (sol.stop_i[I_POS, u] == 0 and _try_reverse(inst, sol, ru))):
-                moves += 1
-                improved = True
-    return moves
+    state = np.zeros(3, dtype=np.int64)
+    local_search_steps(inst, sol, order, use_empty, state, 1 << 62)
+    return int(state[2])

@@ -19,8 +19,8 @@ class RoutingParams:
     blink_rate: probability of skipping a position during greedy insertion, which
         diversifies the repair (SISR's "blinks").
     start_temperature, end_temperature: simulated-annealing temperature at the start and
-        the end of the run, as a fraction of the initial cost per stop [-]; the
-        temperature decays geometrically with the fraction of the budget used.
+        the end of each annealing cycle, as a fraction of the first plan's driving cost
+        per stop [-]; the temperature decays geometrically over the cycle.
     swap_star: also try SWAP* on neighbour pairs (each stop to its cheapest place in
         the other's route); more thorough, costs time per local-search pass.
     route_elimination: probability that a ruin step first empties a whole short route,
@@ -31,11 +31,10 @@ class RoutingParams:
         constraint family: load, time); penalty weights rise below it, fall above it.
     restart_after: iterations without a better feasible plan after which the search
         goes back to the best plan; 0 = automatic (20 per stop, at least 2,000).
-    epoch_s: under a time limit, length of the first annealing cycle [s]; each later
+    cycle_iterations: length of the first annealing cycle in iterations; each later
         cycle is twice as long and starts again from the best plan at the start
-        temperature, so a longer limit first does what a shorter one does and then
-        goes on. 0 (default) = one cycle over the whole limit (always so with
-        MaxIterations); 5 measured no better on CVRPLIB and worse on mtvrptwr.
+        temperature. Nothing in the search depends on the time limit (anytime): a run
+        with a longer limit is the same run continued, so its best is never worse.
     """
 
     num_neighbours: int = 20
@@ -50,7 +49,7 @@ class RoutingParams:
     repair_probability: float = 0.5
     target_feasible: float = 0.65
     restart_after: int = 0
-    epoch_s: float = 0.0
+    cycle_iterations: int = 1000
 
     def __post_init__(self) -> None:
         if self.num_neighbours < 1:
@@ -74,8 +73,8 @@ class RoutingParams:
             val = getattr(self, name)
             if not 0.0 <= val <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {val}")
-        if not self.epoch_s >= 0.0:
-            raise ValueError(f"epoch_s must be >= 0 (0 = one cycle), got {self.epoch_s}")
+        if self.cycle_iterations < 1:
+            raise ValueError(f"cycle_iterations must be >= 1, got {self.cycle_iterations}")
         if self.restart_after < 0:
             raise ValueError(f"restart_after must be >= 0 (0 = automatic), got "
                              f"{self.restart_after}")

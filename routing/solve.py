@@ -23,14 +23,18 @@ from routing.construct import construct
 from routing.evaluate import Inst, Sol, refresh_all, refresh_route, total_cost, walk
 from routing.evaluate import infeasibility as ev_infeasibility
 from routing.feasibility import RouteReport, check_routes
-from routing.ils import ils_chunk, shuffle, snapshot
-from routing.local_search import local_search
+from routing.ils import ils_chunk, restore, shuffle, snapshot
+from routing.local_search import local_search_steps
 from routing.model import ProblemData
 from routing.params import RoutingParams
-from routing.stop import MaxIterations, MaxRuntime, StoppingCriterion
+from routing.stop import MaxIterations, StoppingCriterion
 
 _CHUNK_TARGET_S = 0.02
 """Target wall time of one compiled chunk of iterations [s]: short enough to stop on time."""
+_CHUNK_ITERATIONS = 200
+"""Most iterations in one chunk (how the run is cut into chunks changes nothing)."""
+_LS_STEPS = 200
+"""Stops the first local search examines between two looks at the clock."""
 _BUILD_PENALTY = 1000.0
 """Penalty weights while building the first plan, in (longest arc cost) per (mean demand)
 and per (mean travel time): large, so the first plan is feasible when it can be."""
@@ -173,32 +177,9 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
     )
 
 
-def _epoch_bounds(stop: StoppingCriterion, epoch_s: float) -> list[float]:
-    """Ends of the annealing cycles as fractions of the budget: [1.0] (one cycle) unless
-    the budget is a time limit longer than ``epoch_s``; then cycles of epoch_s, 2 epoch_s,
-    4 epoch_s ... seconds, the last one cut at the limit."""
-    if not isinstance(stop, MaxRuntime) or epoch_s <= 0 or stop.max_runtime_s <= epoch_s:
-        return [1.0]
-    bounds = []
-    end = 0.0
-    length = epoch_s
-    while end < stop.max_runtime_s - 1e-9:
-        end = min(stop.max_runtime_s, end + length)
-        bounds.append(end / stop.max_runtime_s)
-        length *= 2.0
-    bounds[-1] = 1.0
-    return bounds
-
-
-def _load_routes(inst: Inst, sol: Sol, seq: np.ndarray, rlen: np.ndarray,
-                 unl: np.ndarray) -> None:
-    sol.stop_i[ev.I_ROUTE] = -1
-    sol.stop_i[ev.I_SEEN] = -1
-    sol.stop_i[ev.I_UNLOAD] = unl
-    for r in range(rlen.shape[0]):
-        sol.seq[r, : rlen[r]] = seq[r, : rlen[r]]
-        sol.route_i[ev.R_LEN, r] = rlen[r]
-        refresh_route(inst, sol, r)
+def _past_deadline(stop: StoppingCriterion) -> bool:
+    secs = stop.seconds_left()
+    return secs is not None and secs <= 0.0
 
 
 def _visits(inst: Inst, sol: Sol, r: int, buf: np.ndarray) -> list[int]:
@@ -227,12 +208,18 @@ def solve(
     if n > 0:
         depot = data.start_depot[0]
         far = -data.distance[depot, data.num_depots : data.num_depots + n]
-        # required stops first (far from the depot first), then the optional ones
+        # required stops first (far from the depot first), then the optional ones; the
+        # construction always completes (it is what makes the plan feasible)
         far_first = np.lexsort((far, ~data.required))
         construct(inst, sol, far_first.astype(np.int64))
     order = np.arange(n, dtype=np.int64)
     shuffle(order, sol.misc)
-    local_search(inst, sol, order, True)
+    # the first descent, in steps so that a time limit can cut it (on 5,000 stops it
+    # takes seconds); an iteration limit never cuts it
+    ls_state = np.zeros(3, dtype=np.int64)
+    while not local_search_steps(inst, sol, order, True, ls_state, _LS_STEPS):
+        if _past_deadline(stop):
+            break
 
     cur_seq = np.zeros((nroutes, max(n, 1)), dtype=np.int64)
     cur_rlen = np.zeros(nroutes, dtype=np.int64)
@@ -260,71 +247,31 @@ def solve(
     pen_base = inst.c[[ev.C_PENL, ev.C_PENT]] / _BUILD_PENALTY
     inst.c[ev.C_PENL] = pen_base[0] * _SEARCH_PENALTY
     inst.c[ev.C_PENT] = pen_base[1] * _SEARCH_PENALTY
+    pen = np.array([pen_base[0] * _PENALTY_MIN, pen_base[0] * _PENALTY_MAX,
+                    pen_base[1] * _PENALTY_MIN, pen_base[1] * _PENALTY_MAX,
+                    params.target_feasible, _PENALTY_SAMPLES, _PENALTY_UP, _PENALTY_DOWN])
     refresh_all(inst, sol)
     costs[0] = total_cost(inst, sol)
 
-    bounds = _epoch_bounds(stop, params.epoch_s)
-    epoch = 0
+    # Anytime: nothing in the search depends on the stopping criterion (see ils_chunk),
+    # which only decides when to stop; chunks exist only so that it is asked often.
     iterations = 0
     chunk = 1
     while n > 1 and not stop(costs[1], iterations):
         left = stop.iterations_left(iterations)
-        size = chunk if left is None else min(left, 50)
-        secs = stop.seconds_left()
-        f0 = stop.fraction_done(iterations)
-        if left is not None:
-            f1 = stop.fraction_done(iterations + size)
-        elif secs is not None and secs > 0:
-            # assume the chunk takes its target share of the remaining time
-            f1 = min(1.0, f0 + (1.0 - f0) * min(1.0, _CHUNK_TARGET_S / secs))
-        else:
-            f1 = 1.0
-        while epoch < len(bounds) - 1 and f0 >= bounds[epoch]:
-            # a new annealing cycle starts from the best plan
-            epoch += 1
-            costs[5] = restart_after
-        if costs[5] >= restart_after and np.isfinite(costs[1]):
-            # diversification spent without a better plan (or a new cycle): best plan
-            _load_routes(inst, sol, best_seq, best_rlen, best_unl)
-            cur_seq[:] = best_seq
-            cur_rlen[:] = best_rlen
-            cur_unl[:] = best_unl
-            costs[5] = 0.0
-            costs[0] = total_cost(inst, sol)
-        lo = bounds[epoch - 1] if epoch else 0.0
-        hi = bounds[epoch]
-        g0 = min(1.0, (f0 - lo) / (hi - lo))
-        g1 = min(1.0, (f1 - lo) / (hi - lo))
+        size = min(chunk, _CHUNK_ITERATIONS, _CHUNK_ITERATIONS if left is None else left)
         t0 = time.perf_counter()
         ils_chunk(inst, sol, cur_seq, cur_rlen, cur_unl, best_seq, best_rlen, best_unl, costs,
-                  size,
-                  g0, g1, t_hi, t_lo, min_removed, max_removed,
-                  params.max_string_length, params.blink_rate, params.route_elimination,
-                  params.repair_probability, order)
+                  iterations, size, params.cycle_iterations, t_hi, t_lo, restart_after,
+                  min_removed, max_removed, params.max_string_length, params.blink_rate,
+                  params.route_elimination, params.repair_probability, pen, order)
         iterations += size
         took = time.perf_counter() - t0
-        if left is None:
-            # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
-            rate = size / max(took, 1e-6)
-            chunk = int(min(max(1, rate * _CHUNK_TARGET_S), 2 * size + 1))
-        changed = False
-        if costs[4] >= _PENALTY_SAMPLES:
-            for k, col in ((0, ev.C_PENL), (1, ev.C_PENT)):
-                share = costs[2 + k] / costs[4]
-                w = inst.c[col]
-                if share < params.target_feasible - 0.05:
-                    w *= _PENALTY_UP
-                elif share > params.target_feasible + 0.05:
-                    w *= _PENALTY_DOWN
-                w = min(max(w, pen_base[k] * _PENALTY_MIN), pen_base[k] * _PENALTY_MAX)
-                changed = changed or w != inst.c[col]
-                inst.c[col] = w
-            costs[2:5] = 0.0
-        if changed:
-            refresh_all(inst, sol)
-            costs[0] = total_cost(inst, sol)
+        # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
+        rate = size / max(took, 1e-6)
+        chunk = int(min(max(1, rate * _CHUNK_TARGET_S), 2 * size + 1))
 
-    _load_routes(inst, sol, best_seq, best_rlen, best_unl)
+    restore(inst, sol, best_seq, best_rlen, best_unl)
     buf = np.zeros(4 * max(n, 1) + 8 * data.num_streams + 8, dtype=np.int64)
     plan = [(r, _visits(inst, sol, r, buf)) for r in range(nroutes)
             if sol.route_i[ev.R_LEN, r] > 0]

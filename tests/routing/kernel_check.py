@@ -8,6 +8,7 @@ import numpy as np
 
 import routing.solve as _solve_module
 from routing import evaluate as _ev
+from routing.ils import restore
 from routing.model import ProblemData
 from routing.params import RoutingParams
 
@@ -20,7 +21,7 @@ def kernel_cost(data: ProblemData, result: _solve_module.Result,
     ``evaluate.total_cost``, the figure the search optimises.
 
     The one place these tests reach past the public API (routing.solve's private compile
-    and load steps): if routing's internals change, only this function follows them."""
+    step, routing.ils.restore): if routing's internals change, only this function follows them."""
     inst = _solve_module._compile_inst(data, params or RoutingParams())
     sol = _solve_module._new_sol(data, 1)
     nd, ns = data.num_depots, data.num_stops
@@ -40,5 +41,5 @@ def kernel_cost(data: ProblemData, result: _solve_module.Result,
                 site = -1
     for r in range(data.num_vehicles):
         _ev.refresh_route(inst, sol, r)
-    _solve_module._load_routes(inst, sol, seq, rlen, unl[:ns])
+    restore(inst, sol, seq, rlen, unl[:ns])
     return float(_ev.total_cost(inst, sol))
