@@ -57,6 +57,10 @@ class Result:
     unvisited: optional stops left out.
     num_iterations: ruin-and-recreate iterations done.
     runtime_s: wall time of the call [s].
+    progress: (iterations done, best cost) each time the best feasible plan improved, as
+        seen between chunks of iterations (the cost is the search's own; equal to
+        ``cost`` for the last entry). A run with a larger budget has the same entries up
+        to the smaller budget's iteration count (anytime), given the same chunks.
     """
 
     routes: tuple[RouteReport, ...]
@@ -65,6 +69,7 @@ class Result:
     unvisited: tuple[int, ...]
     num_iterations: int
     runtime_s: float
+    progress: tuple[tuple[int, float], ...] = ()
 
     @property
     def is_feasible(self) -> bool:
@@ -257,6 +262,7 @@ def solve(
     # which only decides when to stop; chunks exist only so that it is asked often.
     iterations = 0
     chunk = 1
+    progress = [(0, float(costs[1]))] if np.isfinite(costs[1]) else []
     while n > 1 and not stop(costs[1], iterations):
         left = stop.iterations_left(iterations)
         size = min(chunk, _CHUNK_ITERATIONS, _CHUNK_ITERATIONS if left is None else left)
@@ -266,6 +272,8 @@ def solve(
                   min_removed, max_removed, params.max_string_length, params.blink_rate,
                   params.route_elimination, params.repair_probability, pen, order)
         iterations += size
+        if np.isfinite(costs[1]) and (not progress or costs[1] < progress[-1][1]):
+            progress.append((iterations, float(costs[1])))
         took = time.perf_counter() - t0
         # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
         rate = size / max(took, 1e-6)
@@ -284,6 +292,7 @@ def solve(
         unvisited=unvisited,
         num_iterations=iterations,
         runtime_s=time.perf_counter() - t_call,
+        progress=tuple(progress),
     )
 
 
