@@ -236,6 +236,44 @@ def _trip_release(inst: Inst, work: np.ndarray, fl: np.ndarray, sol_unload: np.n
     return rel
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _leg(vt: np.ndarray, v: int, t: float, tt: float, brk_taken: float,
+         brk_warp: float) -> tuple:
+    """Drive a leg of ``tt`` seconds leaving at ``t``; the break comes first when the leg
+    would end at or after its window opens. Returns (arrival, break taken, break warp)."""
+    if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
+        bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
+        if bs > vt[v, V_BRKL]:
+            brk_warp += bs - vt[v, V_BRKL]
+            bs = vt[v, V_BRKL]
+        t = bs + vt[v, V_BRKD]
+        brk_taken = 1.0
+    return t + tt, brk_taken, brk_warp
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _unload(inst: Inst, work: np.ndarray, nstream: int, v: int, p: int, prev: int, t: float,
+            brk_taken: float, brk_warp: float) -> tuple:
+    """Drive from location ``prev`` to disposal site ``p`` and unload there (waiting for
+    its opening, time warp after its closing); empties the streams it accepts. Returns
+    (distance, time after unloading, break taken, break warp, lateness)."""
+    pt = inst.pt
+    site = int(inst.c[C_ND]) + inst.st.shape[0] + p
+    t, brk_taken, brk_warp = _leg(inst.vt, v, t, inst.dur[prev, site] * inst.vt[v, V_DSCALE],
+                                  brk_taken, brk_warp)
+    late = 0.0
+    if t < pt[p, P_TWE]:
+        t = pt[p, P_TWE]
+    if t > pt[p, P_TWL]:
+        late = t - pt[p, P_TWL]
+        t = pt[p, P_TWL]
+    t += pt[p, P_UNLOAD]
+    for s in range(nstream):
+        if pt[p, P_ACCEPTS + s] > 0.0:
+            work[W_LOAD + s] = 0.0
+    return inst.dist[prev, site], t, brk_taken, brk_warp, late
+
+
 @njit(cache=True, _nrt=False)
 def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> tuple:
     """Simulate truck ``v`` over the pieces; returns (cost, visits written to ``out``).
@@ -324,25 +362,10 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                     # thumb; the local search may place unloads earlier)
                     p = _best_site(inst, work, nstream, prev, loc)
             if need and p >= 0:
-                d += dist[prev, npd + p]
-                tt = dur[prev, npd + p] * sc
-                if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
-                    bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
-                    if bs > vt[v, V_BRKL]:
-                        brk_warp += bs - vt[v, V_BRKL]
-                        bs = vt[v, V_BRKL]
-                    t = bs + vt[v, V_BRKD]
-                    brk_taken = 1.0
-                t += tt
-                if t < pt[p, P_TWE]:
-                    t = pt[p, P_TWE]
-                if t > pt[p, P_TWL]:
-                    late += t - pt[p, P_TWL]
-                    t = pt[p, P_TWL]
-                t += pt[p, P_UNLOAD]
-                for s in range(nstream):
-                    if pt[p, P_ACCEPTS + s] > 0.0:
-                        work[W_LOAD + s] = 0.0
+                dd, t, brk_taken, brk_warp, lt = _unload(inst, work, nstream, v, p, prev, t,
+                                                         brk_taken, brk_warp)
+                d += dd
+                late += lt
                 reloads += 1
                 prev = npd + p
                 if record:
@@ -353,15 +376,7 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                     if t < rel:
                         t = rel
         d += dist[prev, loc]
-        tt = dur[prev, loc] * sc
-        if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
-            bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
-            if bs > vt[v, V_BRKL]:
-                brk_warp += bs - vt[v, V_BRKL]
-                bs = vt[v, V_BRKL]
-            t = bs + vt[v, V_BRKD]
-            brk_taken = 1.0
-        t += tt
+        t, brk_taken, brk_warp = _leg(vt, v, t, dur[prev, loc] * sc, brk_taken, brk_warp)
         if t < st[u, S_TWE]:
             t = st[u, S_TWE]
         if t > st[u, S_TWL]:
@@ -397,40 +412,17 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
             p = _best_site(inst, work, nstream, prev, end)
             if p < 0:
                 break
-            d += dist[prev, npd + p]
-            tt = dur[prev, npd + p] * sc
-            if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
-                bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
-                if bs > vt[v, V_BRKL]:
-                    brk_warp += bs - vt[v, V_BRKL]
-                    bs = vt[v, V_BRKL]
-                t = bs + vt[v, V_BRKD]
-                brk_taken = 1.0
-            t += tt
-            if t < pt[p, P_TWE]:
-                t = pt[p, P_TWE]
-            if t > pt[p, P_TWL]:
-                late += t - pt[p, P_TWL]
-                t = pt[p, P_TWL]
-            t += pt[p, P_UNLOAD]
-            for s in range(nstream):
-                if pt[p, P_ACCEPTS + s] > 0.0:
-                    work[W_LOAD + s] = 0.0
+            dd, t, brk_taken, brk_warp, lt = _unload(inst, work, nstream, v, p, prev, t,
+                                                     brk_taken, brk_warp)
+            d += dd
+            late += lt
             reloads += 1
             prev = npd + p
             if record:
                 out[nout] = prev
                 nout += 1
     d += dist[prev, end]
-    tt = dur[prev, end] * sc
-    if brk_taken == 0.0 and t + tt >= vt[v, V_BRKE]:
-        bs = t if t > vt[v, V_BRKE] else vt[v, V_BRKE]
-        if bs > vt[v, V_BRKL]:
-            brk_warp += bs - vt[v, V_BRKL]
-            bs = vt[v, V_BRKL]
-        t = bs + vt[v, V_BRKD]
-        brk_taken = 1.0
-    t += tt
+    t, brk_taken, brk_warp = _leg(vt, v, t, dur[prev, end] * sc, brk_taken, brk_warp)
     if t > vt[v, V_RETLATE]:
         late += t - vt[v, V_RETLATE]
     overtime = t - t0 - vt[v, V_SHDUR]

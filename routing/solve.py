@@ -262,10 +262,19 @@ def solve(
     # which only decides when to stop; chunks exist only so that it is asked often.
     iterations = 0
     chunk = 1
+    per_iteration = 0.0
     progress = [(0, float(costs[1]))] if np.isfinite(costs[1]) else []
     while n > 1 and not stop(costs[1], iterations):
         left = stop.iterations_left(iterations)
         size = min(chunk, _CHUNK_ITERATIONS, _CHUNK_ITERATIONS if left is None else left)
+        secs = stop.seconds_left()
+        if secs is not None and per_iteration > 0.0:
+            # under a time limit, start no chunk that would end after it (an iteration
+            # on 5,000 stops can take a second); the last chunks shrink to fit
+            fit = int(secs / per_iteration)
+            if fit < 1:
+                break
+            size = min(size, fit)
         t0 = time.perf_counter()
         ils_chunk(inst, sol, cur_seq, cur_rlen, cur_unl, best_seq, best_rlen, best_unl, costs,
                   iterations, size, params.cycle_iterations, t_hi, t_lo, restart_after,
@@ -276,8 +285,8 @@ def solve(
             progress.append((iterations, float(costs[1])))
         took = time.perf_counter() - t0
         # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
-        rate = size / max(took, 1e-6)
-        chunk = int(min(max(1, rate * _CHUNK_TARGET_S), 2 * size + 1))
+        per_iteration = took / size
+        chunk = int(min(max(1, _CHUNK_TARGET_S / max(per_iteration, 1e-9)), 2 * size + 1))
 
     restore(inst, sol, best_seq, best_rlen, best_unl)
     buf = np.zeros(4 * max(n, 1) + 8 * data.num_streams + 8, dtype=np.int64)
