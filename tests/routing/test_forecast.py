@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import ndtr
 
 from routing.forecast import (
@@ -346,3 +348,19 @@ def test_forecaster_time_to_threshold_in_cycle_on_a_collection_schedule():
     assert lc < lm - 0.03, (lc, lm)
     assert lc < 0.65, lc
     assert np.mean(err["in_cycle"]) < 0.9 * np.mean(err["mean"])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=30),
+       st.lists(st.floats(0.0, 1.0), min_size=3, max_size=30))
+def test_being_emptied_can_only_bring_the_median_passage_forward(steps, cut):
+    """Weighting the passage times by a non-increasing chance of still being there moves
+    their median earlier or leaves it: never later than the plain median."""
+    n = min(len(steps), len(cut))
+    f = np.cumsum(np.asarray(steps[:n]))
+    f = f / max(f[-1], 1e-9) if f[-1] > 0 else f
+    s = np.minimum.accumulate(np.asarray(cut[:n]))
+    u = np.arange(float(n))
+    plain = median_first_passage_s(u, f[None])[0]
+    seen = median_first_passage_s(u, f[None], s[None])[0]
+    assert seen <= plain + 1e-9 or not np.isfinite(plain) or not np.isfinite(seen)
