@@ -207,9 +207,20 @@ def emptying_survival(age_s: ArrayLike, cycle_s: ArrayLike, ahead_s: ArrayLike) 
     known = np.isfinite(cyc)
     n = known.sum(axis=1)
     a = np.where(np.isfinite(age), age, 0.0)
-    alive = (known & (cyc > a[:, None])).sum(axis=1) + 0.5  # (B,)
-    later = (known[:, :, None] & (cyc[:, :, None] > a[:, None, None] + u[None, None, :])
-             ).sum(axis=1) + 0.5  # (B, U)
+    # count the cycles longer than x per bin by one sorted search over all bins: each row is
+    # shifted by its index times a span wider than any length or query, NaN sorts last
+    span = 4.0 * (np.nanmax(np.abs(cyc), initial=0.0) + np.abs(a).max(initial=0.0)
+                  + np.abs(u).max(initial=0.0) + 1.0)
+    off = np.arange(age.size, dtype=float)[:, None] * span
+    keys = np.sort(np.where(known, cyc, span / 2) + off, axis=None)
+
+    def longer(x: np.ndarray) -> np.ndarray:  # x (B, m): cycles longer than x, per bin
+        below = np.searchsorted(keys, x + off, side="right") - np.arange(age.size)[:, None] \
+            * cyc.shape[1]
+        return n[:, None] - np.minimum(below, n[:, None])
+
+    alive = longer(a[:, None])[:, 0] + 0.5  # (B,)
+    later = longer(a[:, None] + u[None, :]) + 0.5  # (B, U)
     out = np.minimum(later / alive[:, None], 1.0)
     return np.where(((n > 0) & np.isfinite(age))[:, None], out, 1.0)
 
