@@ -263,18 +263,20 @@ def solve(
     iterations = 0
     chunk = 1
     per_iteration = 0.0
+    slowest = 0.0  # longest time per iteration of a chunk so far [s]
     progress = [(0, float(costs[1]))] if np.isfinite(costs[1]) else []
     while n > 1 and not stop(costs[1], iterations):
         left = stop.iterations_left(iterations)
         size = min(chunk, _CHUNK_ITERATIONS, _CHUNK_ITERATIONS if left is None else left)
         secs = stop.seconds_left()
         if secs is not None and per_iteration > 0.0:
-            # under a time limit, start no chunk that would end after it (an iteration
-            # on 5,000 stops can take a second); the last chunks shrink to fit
-            fit = int(secs / per_iteration)
-            if fit < 1:
+            # under a time limit, start no chunk that would end after it: not even one
+            # iteration if the slowest so far would not fit (one can take 100 times
+            # longer than the next, up to a second on 5,000 stops); the last chunks
+            # shrink to fit
+            if secs < slowest:
                 break
-            size = min(size, fit)
+            size = min(size, max(1, int(secs / per_iteration)))
         t0 = time.perf_counter()
         ils_chunk(inst, sol, cur_seq, cur_rlen, cur_unl, best_seq, best_rlen, best_unl, costs,
                   iterations, size, params.cycle_iterations, t_hi, t_lo, restart_after,
@@ -286,6 +288,7 @@ def solve(
         took = time.perf_counter() - t0
         # grow or shrink the chunk so it lasts about _CHUNK_TARGET_S
         per_iteration = took / size
+        slowest = max(slowest, per_iteration)
         chunk = int(min(max(1, _CHUNK_TARGET_S / max(per_iteration, 1e-9)), 2 * size + 1))
 
     restore(inst, sol, best_seq, best_rlen, best_unl)
