@@ -5,6 +5,8 @@ instance worse at 30 s than at 5 s for the same seed"). Time budgets use an inje
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,37 @@ def test_the_first_local_search_is_cut_at_the_deadline():
     assert cut.is_feasible and cut.num_iterations == 0
     assert cut.cost > full.cost  # the descent was stopped early
     assert clock.reads <= 4  # start, and the deadline checks before it was seen
+
+
+class ManualClock:
+    """Advances only when told: stands for both the time limit's clock and the solver's
+    own chunk timer."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_no_iteration_starts_that_would_end_after_the_limit(monkeypatch):
+    """Iterations alternately 'take' 0.05 s and 0.4 s on an injected clock: the run stops
+    before an iteration that might not fit, so it ends within its limit. (With 3.12 s,
+    0.37 s are left after the 13th iteration, a fast one: judged by the last iteration
+    alone the 14th, a slow one, would fit, and would end at 3.15 s.)"""
+    clock = ManualClock()
+    monkeypatch.setattr(solve_module, "time", SimpleNamespace(perf_counter=clock))
+    real_chunk = solve_module.ils_chunk
+    done = [0]
+
+    def timed_chunk(*args):
+        real_chunk(*args)
+        for _ in range(args[10]):  # n_iter
+            clock.now += 0.05 if done[0] % 2 == 0 else 0.4
+            done[0] += 1
+
+    monkeypatch.setattr(solve_module, "ils_chunk", timed_chunk)
+    start = clock.now
+    res = solve(plain_cvrp(1), MaxRuntime(3.12, clock=clock), seed=1)
+    assert res.is_feasible and res.num_iterations == 13
+    assert clock.now - start <= 3.12
