@@ -19,7 +19,15 @@ import numpy as np
 from scipy import stats as sst
 
 from simulator.city import generate
-from simulator.closed_loop import FUELS, POLICIES, LoopConfig, PolicyStats, run_policy
+from simulator.closed_loop import (
+    FIXED_TARGET_MEAN_PCT,
+    FIXED_TARGET_UNDER25_PCT,
+    FUELS,
+    POLICIES,
+    LoopConfig,
+    PolicyStats,
+    run_policy,
+)
 
 Results = dict[tuple[str, int], PolicyStats]
 
@@ -182,10 +190,21 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         lines.append(f"- fill at emptying >= 75 %: {fill:.1f} ± {h:.1f} %: "
                      f"**{'met' if fill >= 75 else 'NOT met'}**")
     if ("fixed", seeds[0]) in results:
-        u, _ = mean_ci([results[("fixed", s)].figures()["under25_pct"] for s in seeds])
-        f, _ = mean_ci([results[("fixed", s)].figures()["fill_at_emptying_pct"] for s in seeds])
-        lines.append(f"- fixed schedule calibration (about 40 % under 25 %, mean 49-63 %): "
-                     f"{u:.1f} % under 25 %, mean {f:.1f} %")
+        fx = [results[("fixed", s)] for s in seeds]
+        u, uh = mean_ci([r.figures()["under25_pct"] for r in fx])
+        f, fh = mean_ci([r.figures()["fill_at_emptying_pct"] for r in fx])
+        lo, hi = FIXED_TARGET_MEAN_PCT
+        inside = all(lo <= r.figures()["fill_at_emptying_pct"] <= hi for r in fx)
+        lines.append(
+            "- fixed schedule calibrated to the reported mean fill at emptying (49-63 %, "
+            "aimed at its middle; setting full_pct "
+            + ", ".join(f"{r.fixed_full_pct:.0f}" for r in fx)
+            + f", predicted mean {np.mean([r.fixed_predicted[0] for r in fx]):.1f} %): "
+            f"measured {f:.1f} ± {0 if not np.isfinite(fh) else fh:.1f} %, every seed in the "
+            f"band: **{'met' if inside else 'NOT met'}**; emptyings under 25 % full: "
+            f"{u:.1f} ± {0 if not np.isfinite(uh) else uh:.1f} % (reported: about "
+            f"{FIXED_TARGET_UNDER25_PCT:.0f} %; predicted "
+            f"{np.mean([r.fixed_predicted[1] for r in fx]):.1f} %)")
     viol = sum(r.violations for r in results.values())
     lines.append(f"- routing checker violations over all plans: {viol}")
     lines += ["", "CO2 per tonne uses fuel per km only (factors v0.1: "

@@ -68,7 +68,7 @@ def test_select_params_validation(tmp_path):
     assert SelectParams.from_dict({}) == SelectParams()
     with pytest.raises(ValueError, match="unknown key 'risk'"):
         SelectParams.from_dict({"risk": 0.1})
-    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.3"):
+    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.5"):
         SelectParams(max_risk=2.0)
     path = tmp_path / "s.toml"
     path.write_text("max_risk = true\n")
