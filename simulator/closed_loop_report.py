@@ -254,24 +254,30 @@ def plot(results: Results, folder: Path) -> list[Path]:
     fig.savefig(out[0], dpi=110)
     plt.close(fig)
     if "fixed" in policies and len(policies) > 1:
-        fig, ax = plt.subplots(figsize=(9, 4))
+        fig, ax = plt.subplots(figsize=(9, 4.5))
         rows = []
         for p in policies:
             if p == "fixed":
                 continue
             for key, rel in (("km_per_tonne", True), ("emptyings", True)):
                 m, lo, hi, _ = paired(results, p, "fixed", key, rel)
-                rows.append((f"{p}: {key} [%]", m, lo, hi))
+                rows.append((f"{p} vs fixed: {key} [%]", m, lo, hi))
+        for p in ("forecast", "perfect"):
+            if p in policies and "rule80" in policies:
+                m, lo, hi, _ = paired(results, p, "rule80", "km_per_tonne", True)
+                rows.append((f"{p} vs rule80: km_per_tonne [%]", m, lo, hi))
         ys = np.arange(len(rows))
         ax.errorbar([r[1] for r in rows], ys,
                     xerr=[[r[1] - r[2] if np.isfinite(r[2]) else 0 for r in rows],
                           [r[3] - r[1] if np.isfinite(r[3]) else 0 for r in rows]],
                     fmt="o", capsize=4)
         ax.axvline(0, color="k", lw=0.8)
-        ax.axvline(-30, color="r", lw=0.8, ls="--")
-        ax.axvline(-35, color="m", lw=0.8, ls=":")
+        ax.axvline(-30, color="r", lw=0.8, ls="--", label="-30 % (km/t against fixed)")
+        ax.axvline(-35, color="m", lw=0.8, ls=":", label="-35 % (emptyings against fixed)")
+        ax.axvline(-10, color="#d08c30", lw=0.8, ls="-.", label="-10 % (km/t against rule80)")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
         ax.set_yticks(ys, [r[0] for r in rows], fontsize=8)
-        ax.set_xlabel("change against the fixed schedule, per seed, mean and 95 % interval [%]")
+        ax.set_xlabel("paired change, per seed, mean and 95 % interval [%]")
         fig.tight_layout()
         out.append(folder / "evaluate_paired.png")
         fig.savefig(out[1], dpi=110)
