@@ -60,6 +60,7 @@ bench: system venv
 	$(BIN)/python bench/simulator_broker_mode.py
 	$(BIN)/python bench/firmware_wake.py
 	$(BIN)/python bench/api_latency.py
+	$(BIN)/python bench/alert_latency.py
 	$(BIN)/python bench/dashboard_load.py
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/closed_loop.py --jobs 2

@@ -22,7 +22,8 @@ import signal
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,39 @@ from smartbins import settings as sm
 from smartbins.registry import Registry, now_ms
 
 log = logging.getLogger("smartbins.alerts")
+LIVE_TOPIC = p.topic_for("reading", "+")
+BATCH_TOPIC = p.topic_for("batch", "+")
 SIGNATURE_HEADER = "X-Smartbins-Signature"
 EVENT_HEADER = "X-Smartbins-Event"
+
+
+class WriteTurns:
+    """Turns at writing the registry among the engine's threads, urgent ones first.
+
+    SQLite lets one writer in at a time and has a waiting writer poll with growing sleeps, so a
+    thread that commits back to back (the backfill session in a storm) starves the others: a
+    live fire reading waited 20 s. Here an urgent writer (the live session, deliveries) goes
+    before every waiting backfill write."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent = 0
+
+    @contextmanager
+    def turn(self, urgent: bool) -> Iterator[None]:
+        with self._cond:
+            self._urgent += urgent
+            while self._busy or (not urgent and self._urgent):
+                self._cond.wait()
+            self._urgent -= urgent
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -59,33 +91,61 @@ class AlertEngine:
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.connected = threading.Event()
-        self._reg: Registry | None = None  # the MQTT thread's connection
-        self.client = mqtt.Client(
+        #: Each MQTT thread's registry connection (one per client: live and backfill).
+        self._local = threading.local()
+        self._regs: list[Registry] = []
+        self._regs_lock = threading.Lock()
+        self.turns = WriteTurns()
+        # Two sessions, so that a backlog of backfilled batches (a fleet back after an outage
+        # sends hundreds of thousands of readings) never queues in front of a live reading: a
+        # fire alert waits for no backlog. The live session also publishes the alerts.
+        self.client = self._client(self.a.client_id, LIVE_TOPIC, (BATCH_TOPIC,), "readings")
+        self.backfill = self._client(f"{self.a.client_id}-backfill", BATCH_TOPIC, (),
+                                     "backfill batches")
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+
+    def _client(
+        self, client_id: str, topic: str, drop: tuple[str, ...], what: str
+    ) -> mqtt.Client:
+        c = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.a.client_id,
+            client_id=client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        self.client.username_pw_set(self.a.username, self.password)
-        self.client.reconnect_delay_set(0.2, 5)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = lambda *a: self.connected.clear()
-        self.client.on_subscribe = lambda *a: log.info("subscribed to the devices' readings")
+        c.username_pw_set(self.a.username, self.password)
+        c.reconnect_delay_set(0.2, 5)
+
+        def on_connect(client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+            if rc.is_failure:
+                log.error("broker refused the alert engine's account: %s", rc)
+                return
+            if drop:  # a session from before the split also held the other topic
+                client.unsubscribe(list(drop))
+            client.subscribe([(topic, 1)])
+            if client is self.client:
+                self.connected.set()
+
+        def on_subscribe(*args: Any) -> None:
+            log.info("subscribed to the devices' %s", what)
+
+        c.on_connect = on_connect
+        c.on_message = self._on_message
+        c.on_subscribe = on_subscribe
+        return c
 
     # --------------------------------------------------------------- reading messages
 
-    def _on_connect(self, client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            log.error("broker refused the alert engine's account: %s", rc)
-            return
-        client.subscribe([(p.topic_for("reading", "+"), 1), (p.topic_for("batch", "+"), 1)])
-        self.connected.set()
+    def _registry(self) -> Registry:
+        reg: Registry | None = getattr(self._local, "reg", None)
+        if reg is None:
+            reg = self._local.reg = Registry(self.settings.registry.path)
+            with self._regs_lock:
+                self._regs.append(reg)
+        return reg
 
     def _on_message(self, client: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._reg is None:
-            self._reg = Registry(self.settings.registry.path)
         try:
             m = p.parse_message(msg.topic, msg.payload)
         except p.PayloadError:
@@ -95,9 +155,9 @@ class AlertEngine:
             readings = (m,)
         elif isinstance(m, p.ReadingBatch):
             readings = tuple(sorted(m.readings, key=lambda r: r.ts_ms))
-        opened = []
-        for r in readings:
-            opened += alerts.process_reading(self._reg, r, self.channels, self.clock())
+        with self.turns.turn(urgent=client is self.client):
+            opened = alerts.process_readings(self._registry(), readings, self.channels,
+                                             self.clock())
         client.ack(msg.mid, msg.qos)  # only now: the alerts are committed
         if opened:
             self.wake.set()
@@ -112,10 +172,10 @@ class AlertEngine:
             for event_id, body in alerts.due(reg, "webhook", t):
                 error = self._post(body)
                 if error is None:
-                    alerts.delivered(reg, event_id, "webhook", self.clock())
+                    self._mark(alerts.delivered, reg, event_id, "webhook", self.clock())
                     done += 1
                 else:
-                    alerts.failed(reg, event_id, "webhook", self.clock(), error)
+                    self._mark(alerts.failed, reg, event_id, "webhook", self.clock(), error)
         if self.connected.is_set():
             for event_id, body in alerts.due(reg, "mqtt", t):
                 topic = f"{self.a.topic_prefix}/{body['alert']['municipality_id']}"
@@ -123,14 +183,19 @@ class AlertEngine:
                 try:
                     info.wait_for_publish(5)
                 except (RuntimeError, ValueError) as e:
-                    alerts.failed(reg, event_id, "mqtt", self.clock(), str(e))
+                    self._mark(alerts.failed, reg, event_id, "mqtt", self.clock(), str(e))
                     continue
                 if info.is_published():
-                    alerts.delivered(reg, event_id, "mqtt", self.clock())
+                    self._mark(alerts.delivered, reg, event_id, "mqtt", self.clock())
                     done += 1
                 else:
-                    alerts.failed(reg, event_id, "mqtt", self.clock(), "no PUBACK within 5 s")
+                    self._mark(alerts.failed, reg, event_id, "mqtt", self.clock(),
+                               "no PUBACK within 5 s")
         return done
+
+    def _mark(self, record: Callable[..., None], *args: Any) -> None:
+        with self.turns.turn(urgent=True):
+            record(*args)
 
     def _post(self, body: dict[str, Any]) -> str | None:
         data = alerts.encode(body)
@@ -177,27 +242,32 @@ class AlertEngine:
 
     def run(self) -> None:
         a = self.a
-        self.client.connect_async(a.mqtt_host, a.mqtt_port, keepalive=30)
-        self.client.loop_start()
         reg = Registry(self.settings.registry.path)
-        self.seed(reg)
+        self.seed(reg)  # before the first reading: devices silent since are known
+        for c in (self.client, self.backfill):
+            c.connect_async(a.mqtt_host, a.mqtt_port, keepalive=30)
+            c.loop_start()
         next_check = 0.0
         try:
             while not self.stop_event.is_set():
                 t = self.clock()
                 if t >= next_check:
-                    if alerts.check_offline(reg, self.channels, t):
+                    with self.turns.turn(urgent=True):
+                        offline = alerts.check_offline(reg, self.channels, t)
+                    if offline:
                         self.wake.set()
                     next_check = t + a.offline_check_s * 1000
                 self.deliver_once(reg)
                 self.wake.wait(0.5)
                 self.wake.clear()
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            for c in (self.client, self.backfill):
+                c.disconnect()
+                c.loop_stop()
             reg.close()
-            if self._reg is not None:
-                self._reg.close()
+            with self._regs_lock:
+                for r in self._regs:
+                    r.close()
 
     def stop(self) -> None:
         self.stop_event.set()

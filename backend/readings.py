@@ -35,6 +35,8 @@ MAX_RANGE_MS = 400 * 86_400_000
 MAX_POINTS = 2_000
 #: Bucket widths a long history is averaged over [s]: the smallest that fits MAX_POINTS.
 BUCKETS_S = (300, 900, 3_600, 3 * 3_600, 6 * 3_600, 86_400, 7 * 86_400)
+#: A bucketed history of at most this many readings is averaged in the API, not by InfluxDB.
+RAW_FOR_BUCKETS = 3 * MAX_POINTS
 #: Ranges up to this (three days: 72 hourly readings) are returned raw [ms].
 RAW_UP_TO_MS = 3 * 86_400_000
 
@@ -258,21 +260,18 @@ def history(
         lo, hi = max(start_ms, from_ms), min(end_ms, to_ms if to_ms is not None else end_ms)
         if lo >= hi:
             continue
-        for s in readings.query(storage.history_query(device, lo, hi, bucket)):
-            cols = s["columns"]
-            for row in s["values"]:
-                v = dict(zip(cols, row, strict=True))
-                points.append(
-                    {
-                        "time_ms": int(v["time"]),
-                        "device_id": device,
-                        "fill_pct": v.get("fill"),
-                        "temp_c": v.get("temp"),
-                        "battery_mv": v.get("bat"),
-                        "rssi_dbm": v.get("rssi"),
-                        "tilt_deg": v.get("tilt"),
-                    }
-                )
+        for t, fill, temp, bat, rssi, tilt in _device_history(readings, device, lo, hi, bucket):
+            points.append(
+                {
+                    "time_ms": t,
+                    "device_id": device,
+                    "fill_pct": fill,
+                    "temp_c": temp,
+                    "battery_mv": bat,
+                    "rssi_dbm": rssi,
+                    "tilt_deg": tilt,
+                }
+            )
     points.sort(key=lambda p: p["time_ms"])
     return {
         "bin_id": bin_id,
@@ -281,6 +280,29 @@ def history(
         "every_s": bucket,
         "points": points,
     }
+
+
+def _rows(series: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for s in series:
+        index = [s["columns"].index(c) for c in ("time", *storage.HISTORY_FIELDS)]
+        rows += [(int(v[index[0]]), *(v[k] for k in index[1:])) for v in s["values"]]
+    return rows
+
+
+def _device_history(
+    readings: Readings, device: str, lo: int, hi: int, bucket: int | None
+) -> list[tuple[Any, ...]]:
+    """One device's points in [lo, hi): raw, or per bucket. A bucketed range of at most
+    RAW_FOR_BUCKETS readings is fetched raw and averaged here (InfluxDB 1.6 answers the raw
+    rows about three times faster than its GROUP BY time() over five aggregates); a denser one
+    is averaged by InfluxDB."""
+    if bucket is None:
+        return _rows(readings.query(storage.history_query(device, lo, hi)))
+    raw = _rows(readings.query(storage.history_query(device, lo, hi, limit=RAW_FOR_BUCKETS + 1)))
+    if len(raw) <= RAW_FOR_BUCKETS:
+        return storage.history_buckets(raw, bucket)  # type: ignore[arg-type]
+    return _rows(readings.query(storage.history_query(device, lo, hi, bucket)))
 
 
 def default_range(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:

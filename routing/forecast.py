@@ -25,8 +25,10 @@ The steps (``docs/forecast.md`` explains each):
    then updates that prior with a variance that counts the sensor noise and the randomness
    of deposits (compound Poisson: variance grows with the rate).
 6. **Outputs** (:class:`BinForecast`): the expected level at any time ahead, its band, the
-   time until a threshold, and the probability of overflowing before a time (the rate as a
-   moment-matched log-normal, so the upper tail is not understated).
+   time until a threshold (the expected level's crossing; and the median first passage of the
+   cycles that reach it before the bin's next emptying, drawn from its past cycle lengths),
+   and the probability of overflowing before a time (the rate as a moment-matched
+   log-normal, so the upper tail is not understated).
 
 Units are in the names: ``_pct`` [%], ``_s`` [s], ``_day`` per effective day, ``_h`` [h].
 """
@@ -186,6 +188,77 @@ def overflow_probability(
     p = np.where(need <= 0, 1.0, 1.0 - ndtr(z))
     p = np.where(d <= 0, (need <= 0).astype(float), p)
     return np.where(np.isnan(lvl) | np.isnan(r) | np.isnan(d), np.nan, p)
+
+
+def emptying_survival(age_s: ArrayLike, cycle_s: ArrayLike, ahead_s: ArrayLike) -> np.ndarray:
+    """Probability [-] that a bin is not emptied within ``ahead_s`` [s] from now, given that
+    its current cycle is ``age_s`` [s] old, from the lengths ``cycle_s`` [s] of its past
+    cycles (one row per bin, NaN-padded).
+
+    The empirical survival of the cycle lengths, conditioned on the current cycle's age
+    (renewal from the last emptying), with half a pseudo-cycle that never ends, so a bin can
+    always be kept longer than it ever was: ``(#{L > age + u} + 1/2) / (#{L > age} + 1/2)``.
+    A bin with no past cycle, or an unknown age (NaN), is never emptied (1).
+    Shapes: ``age_s`` (B,), ``cycle_s`` (B, K), ``ahead_s`` (U,) -> (B, U).
+    """
+    age = np.atleast_1d(np.asarray(age_s, dtype=float))
+    cyc = np.asarray(cycle_s, dtype=float).reshape(age.size, -1)
+    u = np.atleast_1d(np.asarray(ahead_s, dtype=float))
+    known = np.isfinite(cyc)
+    n = known.sum(axis=1)
+    a = np.where(np.isfinite(age), age, 0.0)
+    # count the cycles longer than x per bin by one sorted search over all bins: each row is
+    # shifted by its index times a span wider than any length or query, NaN sorts last
+    span = 4.0 * (np.nanmax(np.abs(cyc), initial=0.0) + np.abs(a).max(initial=0.0)
+                  + np.abs(u).max(initial=0.0) + 1.0)
+    off = np.arange(age.size, dtype=float)[:, None] * span
+    keys = np.sort(np.where(known, cyc, span / 2) + off, axis=None)
+
+    def longer(x: np.ndarray) -> np.ndarray:  # x (B, m): cycles longer than x, per bin
+        below = np.searchsorted(keys, x + off, side="right") - np.arange(age.size)[:, None] \
+            * cyc.shape[1]
+        return n[:, None] - np.minimum(below, n[:, None])
+
+    alive = longer(a[:, None])[:, 0] + 0.5  # (B,)
+    later = longer(a[:, None] + u[None, :]) + 0.5  # (B, U)
+    out = np.minimum(later / alive[:, None], 1.0)
+    return np.where(((n > 0) & np.isfinite(age))[:, None], out, 1.0)
+
+
+def median_first_passage_s(
+    ahead_s: ArrayLike, p_reached: ArrayLike, survival: ArrayLike | None = None
+) -> np.ndarray:
+    """The median time [s ahead] at which a level first reaches a threshold, given that it
+    does so before the bin's next emptying and within the last of ``ahead_s``.
+
+    ``p_reached`` (B, U): probability that the threshold is reached by each of ``ahead_s``
+    (U,) (increasing, the first may be 0), i.e. the distribution function of the first
+    passage time; ``survival`` (B, U): probability that the bin is not emptied by then
+    (:func:`emptying_survival`; None: never). A bin emptied at a time independent of its
+    level counts a first passage at ``u`` only if it is still there, so the passage times of
+    the cycles that reach the threshold are distributed as ``dF(u) S(u)`` normalised; its
+    median is linearly interpolated on the grid. 0 where the threshold is already reached,
+    ``inf`` where it is not reached within the grid, NaN where ``p_reached`` is NaN.
+    """
+    u = np.asarray(ahead_s, dtype=float)
+    f = np.atleast_2d(np.asarray(p_reached, dtype=float))
+    nan = np.isnan(f).any(axis=1)
+    f = np.maximum.accumulate(np.nan_to_num(f), axis=1)  # a distribution function
+    s = np.ones_like(f) if survival is None else np.broadcast_to(survival, f.shape)
+    s_mid = np.concatenate([s[:, :1], 0.5 * (s[:, 1:] + s[:, :-1])], axis=1)  # per step
+    dens = np.diff(f, axis=1, prepend=0.0) * s_mid
+    cw = np.cumsum(dens, axis=1)
+    total = cw[:, -1]
+    k = np.argmax(cw >= 0.5 * total[:, None], axis=1)
+    rows = np.arange(f.shape[0])
+    prev_cw = np.where(k > 0, cw[rows, np.maximum(k - 1, 0)], 0.0)
+    prev_u = np.where(k > 0, u[np.maximum(k - 1, 0)], u[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip((0.5 * total - prev_cw) / dens[rows, k], 0.0, 1.0)
+    out = prev_u + np.nan_to_num(frac) * (u[k] - prev_u)
+    out = np.where(f[:, 0] >= 1.0, 0.0, out)
+    out = np.where(total > 0, out, np.inf)
+    return np.where(nan, np.nan, out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -467,6 +540,8 @@ class BinForecast:
     rate_sd_pct_day: its uncertainty [% per effective day].
     dispersion_pct: deposit noise: variance of the added fill per % added [%].
     last_emptied_s: last emptying seen [s UTC] (NaN: none in the history).
+    cycle_s: (B, K) lengths of the bin's completed fill cycles seen in the history [s],
+        NaN-padded (None: not known); only :meth:`time_to_level_in_cycle_s` uses them.
     """
 
     t_s: float
@@ -478,6 +553,7 @@ class BinForecast:
     last_emptied_s: NDArray[np.float64]
     pattern: Pattern
     band: float = 0.8
+    cycle_s: NDArray[np.float64] | None = None
 
     def _days(self, at_s: ArrayLike) -> np.ndarray:
         at = np.asarray(at_s, dtype=float)
@@ -503,7 +579,11 @@ class BinForecast:
 
     def time_to_level_s(self, threshold_pct: float = 80.0) -> np.ndarray:
         """When each bin's expected level reaches ``threshold_pct`` [s UTC]; ``t_s`` when it
-        already has, ``inf`` when it never will."""
+        already has, ``inf`` when it never will.
+
+        This is the crossing of the expected level, with no emptying in between ("if left
+        alone"); :meth:`time_to_level_in_cycle_s` is the median first passage of the cycles
+        that do reach the threshold before the bin is emptied."""
         d = days_to_level(self.level_pct, self.rate_pct_day, threshold_pct)
         e0 = self.pattern.effective_days(self.t_s)
         out = np.full(d.shape, np.inf)
@@ -518,6 +598,35 @@ class BinForecast:
         d = self._days(until_s)
         return overflow_probability(self.level_pct, self.rate_pct_day, d, self.rate_sd_pct_day,
                                     self.level_sd_pct, self.dispersion_pct, threshold_pct)
+
+    def time_to_level_in_cycle_s(self, threshold_pct: float = 80.0,
+                                 horizon_s: float = 28 * DAY_S, step_s: float = HOUR_S
+                                 ) -> np.ndarray:
+        """The median time [s UTC] at which each bin's level first reaches ``threshold_pct``,
+        given that it does so within ``horizon_s`` and before the bin's next emptying.
+
+        The first-passage distribution is the one :meth:`overflow_probability` gives (levels
+        only rise within a cycle, so the level has reached the threshold by ``t`` exactly
+        when it is above it at ``t``); the next emptying is drawn from the bin's own past
+        cycle lengths (:func:`emptying_survival`, independent of the level: a collection
+        schedule). This is what "the time until the level first reaches 80 %" means when it
+        is only observed in the cycles that get there before the truck comes: the slow
+        outcomes are the ones a schedule cuts off, so the median of the outcomes that are
+        seen is earlier than the median if left alone. Without past cycles it is the plain
+        median first passage. ``t_s`` when already there, ``inf`` when not reached within
+        ``horizon_s``, NaN without a level. Not used by the plan (it uses
+        :meth:`overflow_probability` directly).
+        """
+        ahead = np.arange(0.0, horizon_s + step_s / 2, step_s)
+        d = self._days(self.t_s + ahead)[None, :]
+        p = overflow_probability(self.level_pct[:, None], self.rate_pct_day[:, None], d,
+                                 self.rate_sd_pct_day[:, None], self.level_sd_pct[:, None],
+                                 self.dispersion_pct[:, None], threshold_pct)
+        surv = None
+        if self.cycle_s is not None:
+            surv = emptying_survival(self.t_s - self.last_emptied_s, self.cycle_s, ahead)
+        out = median_first_passage_s(ahead, p, surv)
+        return np.where(np.isnan(self.level_pct), np.nan, self.t_s + out)
 
 
 def forecast_bins(
@@ -670,7 +779,23 @@ def forecast_bins(
         level_sd[fresh] = np.sqrt(4.0 + disp[fresh] * rate[fresh] * (tau_now - tau_e))
     last_emptied = np.where(last_e >= 0, grid.t0_s + last_e * HOUR_S, np.nan)
     return BinForecast(float(at_s), level, level_sd, rate, rate_sd, disp_b, last_emptied,
-                       pattern, params.band)
+                       pattern, params.band, _cycle_lengths_s(grid.emptied))
+
+
+def _cycle_lengths_s(emptied: NDArray[np.bool_]) -> np.ndarray:
+    """(B, K) lengths [s] of the completed cycles (emptying to emptying), NaN-padded."""
+    rows, cols = np.nonzero(emptied)  # sorted by bin, then hour
+    n_bins = emptied.shape[0]
+    same = np.zeros(rows.size, bool)
+    same[1:] = rows[1:] == rows[:-1]
+    r = rows[same]
+    length = (cols[1:] - cols[:-1])[same[1:]] * float(HOUR_S)
+    n = np.bincount(r, minlength=n_bins)
+    out = np.full((n_bins, max(int(n.max()) if n.size else 0, 1)), np.nan)
+    if r.size:
+        start = np.concatenate([[0], np.cumsum(n)[:-1]])
+        out[r, np.arange(r.size) - start[r]] = length
+    return out
 
 
 def _dispersion(raw, cyc, since, noise_bin, tau2, rate) -> np.ndarray:

@@ -235,21 +235,71 @@ _HISTORY_AGGREGATES = (
 )
 
 
-def history_query(device: str, start_ms: int, end_ms: int, every_s: int | None = None) -> str:
-    """One device's readings in [start_ms, end_ms): raw, or averaged per ``every_s`` bucket."""
+#: The fields of a history point, raw.
+HISTORY_FIELDS = ("fill", "temp", "bat", "rssi", "tilt")
+
+
+def history_query(
+    device: str,
+    start_ms: int,
+    end_ms: int,
+    every_s: int | None = None,
+    *,
+    limit: int | None = None,
+) -> str:
+    """One device's readings in [start_ms, end_ms): raw (at most ``limit``, oldest first), or
+    averaged per ``every_s`` bucket (as :func:`history_buckets` does in Python)."""
     where = (
         f"WHERE {DEVICE_TAG} = {device_literal(device)} "
         f"AND time >= {time_ms_literal('start_ms', start_ms)} "
         f"AND time < {time_ms_literal('end_ms', end_ms)}"
     )
     if every_s is None:
-        return f"SELECT fill, temp, bat, rssi, tilt FROM {MEASUREMENT} {where}"
+        tail = ""
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise ValueError(f"limit {limit!r} must be a positive integer")
+            tail = f" LIMIT {limit}"
+        return f"SELECT {', '.join(HISTORY_FIELDS)} FROM {MEASUREMENT} {where}{tail}"
     if not isinstance(every_s, int) or isinstance(every_s, bool) or not 1 <= every_s <= 31 * 86_400:
         raise ValueError(f"every_s {every_s!r} must be an integer 1..2678400")
     return (
         f"SELECT {_HISTORY_AGGREGATES} FROM {MEASUREMENT} {where} "
         f"GROUP BY time({every_s}s) fill(none)"
     )
+
+
+def history_buckets(
+    rows: list[tuple[int, float | None, float | None, float | None, float | None, float | None]],
+    every_s: int,
+) -> list[tuple[int, float | None, float | None, float | None, float | None, float | None]]:
+    """Raw history rows ``(time_ms, fill, temp, bat, rssi, tilt)``, oldest first, averaged per
+    ``every_s`` bucket exactly as :func:`history_query` with ``every_s`` has InfluxDB do it:
+    buckets aligned to the epoch and named by their start, mean fill, temp and rssi, lowest
+    battery, highest tilt, each over the values present; a bucket without any value is left
+    out (``fill(none)``). InfluxDB 1.6 takes three times as long for the grouped query as for
+    the raw rows, so short series are averaged here."""
+    width = every_s * 1000
+    out: list[tuple[int, float | None, float | None, float | None, float | None, float | None]] = []
+    i, n = 0, len(rows)
+    while i < n:
+        start = rows[i][0] - rows[i][0] % width
+        j = i
+        while j < n and rows[j][0] < start + width:
+            j += 1
+        cols = [[r[k] for r in rows[i:j] if r[k] is not None] for k in range(1, 6)]
+        fill, temp, bat, rssi, tilt = cols
+        values = (
+            sum(fill) / len(fill) if fill else None,
+            sum(temp) / len(temp) if temp else None,
+            min(bat) if bat else None,
+            sum(rssi) / len(rssi) if rssi else None,
+            max(tilt) if tilt else None,
+        )
+        if any(v is not None for v in values):
+            out.append((start, *values))
+        i = j
+    return out
 
 
 def health_query(since_ms: int) -> str:

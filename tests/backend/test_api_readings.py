@@ -3,10 +3,17 @@ device-to-bin history and downsampled for long ranges, filters by stream and are
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
+import pytest
 from api_world import HOUR_MS, World, readings_lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backend import readings
 from smartbins import storage
+from smartbins.servers import InfluxDB
 
 API = "/api/v1/municipalities/0101"
 
@@ -127,3 +134,50 @@ def test_first_load_looks_back_until_every_device_is_found(fresh_world: World) -
     latest = fresh.latest()
     assert latest["long-silent"].time_ms == w.now_ms - 10 * 24 * HOUR_MS
     assert {w.ids["a"]["device_id"], w.ids["b"]["device_2"]} <= set(latest)
+
+
+_value = st.one_of(st.none(), st.floats(-50, 5000, allow_nan=False).map(lambda v: round(v, 3)))
+_ids = itertools.count()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    points=st.lists(
+        st.tuples(st.integers(0, 3 * 86_400_000), _value, _value, _value, _value, _value),
+        max_size=60,
+        unique_by=lambda p: p[0],
+    ),
+    every_s=st.sampled_from([60, 300, 3600, 6 * 3600, 86_400]),
+)
+def test_buckets_averaged_in_python_equal_influxdbs(
+    influxdb: InfluxDB, points: list[tuple[Any, ...]], every_s: int
+) -> None:
+    """The API averages short bucketed histories itself: it must give InfluxDB's own answer to
+    the GROUP BY time() query (alignment, mean/min/max over present values, empty buckets
+    left out), on irregular times and missing fields."""
+    t0 = 1_700_000_000_000
+    device = f"bucket-{next(_ids)}"
+    lines = []
+    for t, *values in sorted(points):
+        fields = [f"{k}={v!r}" for k, v in zip(storage.HISTORY_FIELDS, values, strict=True)
+                  if v is not None]
+        lines.append(f"{storage.MEASUREMENT},{storage.DEVICE_TAG}={device} "
+                     f"{','.join(fields or ['seq=1.0'])} {(t0 + t) * 1_000_000}")
+    c = influxdb.client("buckets")
+    c.execute('CREATE DATABASE "buckets"')
+    if lines:
+        c.write_lines(lines, precision="ns")
+    lo, hi = t0 + 7_000, t0 + 3 * 86_400_000 + 1
+    raw = c.query(storage.history_query(device, lo, hi))
+    rows = [tuple(v) for s in raw for v in s["values"]]
+    grouped = c.query(storage.history_query(device, lo, hi, every_s))
+    c.close()
+    want = [tuple(v) for s in grouped for v in s["values"]]
+    got = storage.history_buckets(rows, every_s)
+    assert [r[0] for r in got] == [r[0] for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert [v is None for v in g] == [v is None for v in w], (g, w)
+        assert [v for v in g if v is not None] == pytest.approx(
+            [v for v in w if v is not None], rel=1e-12, abs=1e-9), (g, w)
