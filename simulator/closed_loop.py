@@ -318,8 +318,8 @@ def fixed_schedule(city: City, traits, stream: np.ndarray, n_streams: int, cfg: 
     target = sum(FIXED_TARGET_MEAN_PCT) / 2
     if cfg.fixed_full_pct is not None:
         full = float(cfg.fixed_full_pct)
-    else:  # every breakpoint of the step function, and one beyond the last
-        cands = np.unique(np.r_[7 * rq_a[:, None] / opts[None, :]].ravel())
+    else:  # the schedule changes only where a group's option does: try each such value
+        cands = np.unique((7 * rq_a[:, None] / opts[None, :]).ravel())
         full = float(min(cands, key=lambda x: (abs(figures(x)[0] - target), x)))
     per_week = opts[option_index(full)][groups]
     mean, under25 = figures(full)
