@@ -140,9 +140,12 @@ def plan_day(
     seed: int = 1,
     routing_params: RoutingParams | None = None,
     required: NDArray[np.bool_] | None = None,
+    available: NDArray[np.bool_] | None = None,
 ) -> DayPlan:
     """Select and route one day. ``required`` overrides the risk rule (a fixed schedule or
-    an 80 % rule passes its own choice and offers nothing optional)."""
+    an 80 % rule passes its own choice and offers nothing optional). ``available`` (B,):
+    the bins a truck can reach today (their stream makes a trip, ``routing.select.opened``);
+    the others are left out with their risk (default: all)."""
     t0 = time.perf_counter()
     params = params or SelectParams()
     n = len(bins.stream)
@@ -150,6 +153,9 @@ def plan_day(
     if required is None:
         req = required_bins(bins.p_overflow_next, params)
         cand = candidate_bins(lvl, req, params)
+        if available is not None:
+            req &= np.asarray(available, bool)
+            cand &= np.asarray(available, bool)
     else:
         req = np.asarray(required, bool)
         cand = np.zeros(n, bool)

@@ -138,19 +138,50 @@ class SelectParams(_Loadable):
     risk_prize: extra prize per unit of overflow probability before the opportunity after the
         next, in the same multiples [-].
     service_s_base, service_s_per_m3: time at a stop: base plus per m³ of container [s].
+    trip_risk: trips (``routing.select``): a group of streams that share trucks goes out only
+        when one of its bins would overflow before the next working day with more than this
+        probability (or has no reading); below 1, so a bin certain to overflow always makes
+        its trip [-]. Applied by the caller (the closed loop; ``plan_day(available=...)``).
+    trip_min_stops: a trip takes the bins at risk (``max_risk``) before its look-ahead, the
+        shortest of ``lookahead_options`` that gathers this many expected emptyings; the risk
+        of those bins is judged against that next opportunity. 0: one day ahead [-].
+    lookahead_loss_pct: a stream's look-ahead is at most what its median bin fills by no
+        more than this [%] (the cost of emptying early).
+    lookahead_options: the look-aheads a stream may get [working days].
     """
 
-    max_risk: float = 0.15
+    max_risk: float = 0.5
     overflow_pct: float = 100.0
     candidate_min_pct: float = 80.0
     prize_scale: float = 1.0
     risk_prize: float = 1.0
     service_s_base: float = 60.0
     service_s_per_m3: float = 40.0
+    trip_risk: float = 0.95
+    trip_min_stops: float = 20.0
+    lookahead_loss_pct: float = 35.0
+    lookahead_options: tuple[int, ...] = (1, 2, 3, 5, 10)
 
     def __post_init__(self) -> None:
+        if isinstance(self.lookahead_options, list | tuple):  # a TOML array arrives as a list
+            object.__setattr__(self, "lookahead_options", tuple(self.lookahead_options))
+        if not isinstance(self.lookahead_options, tuple) or not self.lookahead_options or any(
+            isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in self.lookahead_options
+        ):
+            raise ValueError(
+                f"lookahead_options must be whole numbers of working days >= 1, got "
+                f"{self.lookahead_options}; try [1, 2, 3, 5, 10]"
+            )
+        if not 0.0 < self.trip_risk < 1.0:
+            raise ValueError(f"trip_risk must be in (0, 1), got {self.trip_risk}; try 0.95")
+        if not self.trip_min_stops >= 0:
+            raise ValueError(f"trip_min_stops must be >= 0, got {self.trip_min_stops}; try 20")
+        if not self.lookahead_loss_pct >= 0:
+            raise ValueError(
+                f"lookahead_loss_pct must be >= 0, got {self.lookahead_loss_pct}; try 35"
+            )
         if not 0.0 < self.max_risk < 1.0:
-            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.15")
+            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.5")
         _positive("overflow_pct", self.overflow_pct, "100 means the bin is full")
         if not 0.0 <= self.candidate_min_pct <= self.overflow_pct:
             raise ValueError(

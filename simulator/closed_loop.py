@@ -9,13 +9,19 @@ the same router (``routing.plan.plan_day``) and emptied at the planned times.
 
 Policies (``POLICIES``):
 
-* ``fixed``: today's practice, fixed weekdays per stream and container size; the visits per
-  week of such a group are the fewest that keep its ``fixed_rate_quantile`` bin (by true base
-  rate) from reaching ``fixed_full_pct`` between visits;
-* ``rule80``: empty every bin whose sensor says it is at least 80 % full;
+* ``fixed``: today's practice, fixed weekdays per stream and container size (every other week,
+  once, twice, three or five times a week); the visits per week of such a group are the
+  fewest that keep its ``fixed_rate_quantile`` bin (by true base rate) below ``full_pct``
+  between visits, and ``full_pct`` is calibrated before the warm-up so that the predicted
+  mean fill at emptying is the middle of what municipalities report (:func:`fixed_schedule`);
+* ``rule80``: empty every bin whose sensor says it is at least 80 % full, every working day;
 * ``forecast``: ``routing.forecast`` on the sensor readings (faults included) -> select ->
-  route, with the trucks' collection log as emptied flags;
-* ``perfect``: the same selection and routing with the true level, rate and pattern.
+  route, with the trucks' collection log as emptied flags; a group of streams that share
+  trucks makes a trip only when one of its bins would probably overflow before the next
+  working day, and a trip takes what would be at risk before its look-ahead
+  (``routing.select``: ``opened``, ``lookahead_days``); overflow risks are judged against
+  each bin's actual next opportunity;
+* ``perfect``: the same selection, trips and routing with the true level, rate and pattern.
 
 Collections run on working days (Monday to Friday), shift 06:00-14:00 UTC. A warm-up under
 the fixed schedule gives every policy the same sensor history before the evaluation weeks.
@@ -48,6 +54,7 @@ from scipy.special import ndtr
 from routing.forecast import Forecaster
 from routing.plan import DayBins, DayPlan, Fleet, plan_day
 from routing.plan_params import ForecastParams, SelectParams
+from routing.select import lookahead_days, opened, stream_groups
 from routing.stop import MaxIterations, MaxRuntime
 from simulator import faults as fl
 from simulator.city import TRUCK_TYPES, City, generate
@@ -122,7 +129,7 @@ class LoopConfig:
     route_iterations: int = 0  #: >0: a fixed number of router iterations (deterministic)
     fleet_per_type: int = 3  #: trucks of each of the city's truck types
     fixed_rate_quantile: float = 0.9
-    fixed_full_pct: float = 130.0
+    fixed_full_pct: float | None = None  #: None: calibrated (``fixed_schedule``)
     history_days: float = 28.0
     cycle_days: float = 9.4  #: the fill model's cycle factor is redrawn this often [d]
     forecast: ForecastParams = field(default_factory=ForecastParams)
@@ -154,6 +161,10 @@ class PolicyStats:
     bins_per_stream: np.ndarray = field(default_factory=lambda: np.zeros(0))
     weeks: float = 0.0
     violations: int = 0
+    #: the fixed schedule's calibrated setting and its predicted mean fill at emptying and
+    #: share under 25 % [%] (the same for every policy of a seed: the warm-up uses it)
+    fixed_full_pct: float = float("nan")
+    fixed_predicted: tuple[float, float] = (float("nan"), float("nan"))
 
     def figures(self, stream: int | None = None) -> dict[str, float]:
         """Key figures, for one stream index or all (``None``). km and truck-hours are shared
@@ -210,32 +221,122 @@ def city_fleet(city: City, per_type: int) -> tuple[Fleet, tuple[str, ...]]:
     return fleet, streams
 
 
-def _fixed_visit_days(city: City, rate: np.ndarray, stream: np.ndarray, n_streams: int,
-                      cfg: LoopConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin: visits per week and the weekdays (bool (B, 7)) of the fixed schedule."""
-    rng = np.random.default_rng([cfg.seed, 0xF1ED])
-    options = (0.5, 1, 2, 3, 5)
-    per_week = np.zeros(len(rate))
-    vol = np.array([b.volume_l for b in city.bins])
-    for s in range(n_streams):
-        for v in np.unique(vol):
-            sel = (stream == s) & (vol == v)
-            if not sel.any():
-                continue
-            rq = float(np.quantile(rate[sel], cfg.fixed_rate_quantile))
-            per_week[sel] = next((o for o in options if 7 * rq / o <= cfg.fixed_full_pct), 5)
-    days = np.zeros((len(rate), 7), bool)
-    pick = rng.integers(0, 5, len(rate))
+FIXED_OPTIONS = (0.5, 1, 2, 3, 5)  #: visits per week a fixed schedule may give a group
+#: what municipalities report of fixed schedules: the band of the mean fill at emptying [%]
+#: (its middle is the calibration target) and the share of emptyings under 25 % full [%]
+FIXED_TARGET_MEAN_PCT = (49.0, 63.0)
+FIXED_TARGET_UNDER25_PCT = 40.0
+
+
+def _fixed_days_mask(per_week: np.ndarray, pick: np.ndarray) -> np.ndarray:
+    """Bool (B, 14): the days of a fortnight (day 0 = a Monday) a bin is visited. Fortnightly
+    bins alternate weeks by ``pick``; twice a week is Mon+Thu or Tue+Fri."""
+    days = np.zeros((len(per_week), 14), bool)
     for i, k in enumerate(per_week):
-        if k <= 1:
-            days[i, pick[i]] = True
+        wd = int(pick[i]) % 5
+        if k < 1:
+            days[i, wd + 7 * (int(pick[i]) // 5 % 2)] = True
+            continue
+        if k == 1:
+            week = [wd]
         elif k == 2:
-            days[i, [(0, 3), (1, 4)][pick[i] % 2]] = True
+            week = [(0, 3), (1, 4)][wd % 2]
         elif k == 3:
-            days[i, [0, 2, 4]] = True
+            week = [0, 2, 4]
         else:
-            days[i, :5] = True
-    return per_week, days
+            week = [0, 1, 2, 3, 4]
+        days[i, list(week)] = True
+        days[i, [d + 7 for d in week]] = True
+    return days
+
+
+def _fixed_fill_predictions(rate: np.ndarray, deposit_pct: np.ndarray, cycle_sigma: float,
+                            cum_factor: np.ndarray, pick: np.ndarray, seed: int,
+                            samples: int = 64) -> np.ndarray:
+    """For every bin and every option of ``FIXED_OPTIONS``: emptyings per fortnight, their
+    summed fill at emptying (capped at 130 %) and how many are under 25 % full, shape
+    (B, options, 3). Monte Carlo through the fill model's own law: a cycle factor per
+    interval, compound-Poisson deposits with gamma sums, the pattern's effective days between
+    visits at mid-shift, the 0-3 % residue. Common random numbers across options."""
+    n = len(rate)
+    rng = np.random.default_rng([seed, 0xCA1B])
+    c = np.exp(rng.normal(-0.5 * cycle_sigma**2, cycle_sigma, (n, samples)))
+    u = rng.uniform(0.0, 3.0, (n, samples))
+    out = np.zeros((n, len(FIXED_OPTIONS), 3))
+    mid_h = SHIFT_START_H + SHIFT_H // 2
+    for k, opt in enumerate(FIXED_OPTIONS):
+        days = _fixed_days_mask(np.full(n, opt), pick)
+        for i in range(n):
+            vd = np.flatnonzero(days[i])
+            ends = np.r_[vd[1:], vd[0] + 14]
+            eff = np.array([cum_factor[min(e * 24 + mid_h, len(cum_factor) - 1)]
+                            - cum_factor[s * 24 + mid_h] for s, e in zip(vd, ends, strict=True)])
+            a = rate[i] * c[i][None, :] * eff[:, None]  # expected fill added (J, M)
+            size = deposit_pct[i]
+            cnt = rng.poisson(a / size)
+            added = np.where(cnt > 0, rng.gamma(np.maximum(cnt, 1), size), 0.0)
+            lvl = np.minimum(130.0, u[i][None, :] + added)
+            out[i, k] = (len(vd), lvl.mean(axis=1).sum(), (lvl < 25).mean(axis=1).sum())
+    return out
+
+
+def fixed_schedule(city: City, traits, stream: np.ndarray, n_streams: int, cfg: LoopConfig,
+                   cum_factor: np.ndarray, cycle_sigma: float) -> FixedSchedule:
+    """The fixed weekly schedule, today's practice, calibrated to what municipalities report.
+
+    Visits per week per stream and container size are the fewest of ``FIXED_OPTIONS`` that
+    keep the group's ``fixed_rate_quantile`` bin (true base rate: the planners' experience)
+    below ``full_pct`` between visits. ``full_pct`` is calibrated before the warm-up: of all
+    the settings that give a different schedule, the one whose predicted mean fill at
+    emptying (Monte Carlo through the fill model, :func:`_fixed_fill_predictions`) is nearest
+    the middle of the reported band; ``cfg.fixed_full_pct`` set skips the calibration.
+    """
+    pick = np.random.default_rng([cfg.seed, 0xF1ED]).integers(0, 10, len(stream))
+    vol = np.array([b.volume_l for b in city.bins])
+    rate = traits.rate_pct_day
+    groups, rq = np.zeros(len(stream), np.int64), []
+    for s in range(n_streams):
+        for v in np.unique(vol[stream == s]):
+            sel = (stream == s) & (vol == v)
+            groups[sel] = len(rq)
+            rq.append(float(np.quantile(rate[sel], cfg.fixed_rate_quantile)))
+    rq_a = np.asarray(rq)
+    opts = np.asarray(FIXED_OPTIONS, float)
+
+    def option_index(full_pct: float) -> np.ndarray:  # per group
+        ok = 7 * rq_a[:, None] / opts[None, :] <= full_pct
+        return np.where(ok.any(axis=1), ok.argmax(axis=1), len(opts) - 1)
+
+    pred = _fixed_fill_predictions(rate, traits.deposit_pct, cycle_sigma, cum_factor, pick,
+                                   cfg.seed)
+
+    def figures(full_pct: float) -> tuple[float, float]:
+        k = option_index(full_pct)[groups]
+        e, f, u = pred[np.arange(len(stream)), k].sum(axis=0)
+        return f / e, 100 * u / e
+
+    target = sum(FIXED_TARGET_MEAN_PCT) / 2
+    if cfg.fixed_full_pct is not None:
+        full = float(cfg.fixed_full_pct)
+    else:  # the schedule changes only where a group's option does: try each such value
+        cands = np.unique((7 * rq_a[:, None] / opts[None, :]).ravel())
+        full = float(min(cands, key=lambda x: (abs(figures(x)[0] - target), x)))
+    per_week = opts[option_index(full)][groups]
+    mean, under25 = figures(full)
+    return FixedSchedule(_fixed_days_mask(per_week, pick), per_week, full, mean, under25)
+
+
+@dataclass(frozen=True)
+class FixedSchedule:
+    """days: (B, 14) visit days over a fortnight starting on a Monday. per_week: (B,) visits
+    per week. full_pct: the calibrated setting. predicted_mean_pct, predicted_under25_pct:
+    the calibration's prediction of the mean fill at emptying and the share under 25 %."""
+
+    days: np.ndarray
+    per_week: np.ndarray
+    full_pct: float
+    predicted_mean_pct: float
+    predicted_under25_pct: float
 
 
 # ----------------------------------------------------------------------------------------
@@ -359,13 +460,16 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     sensors = _Sensors(params, traits, n, t0, hours, cfg.seed)
     hour_factor = pattern_factor(params, t0 + np.arange(hours + 24 * 10) * HOUR + HOUR / 2)
     cum_factor = np.concatenate([[0.0], np.cumsum(hour_factor) / 24])  # effective days
-    _, fixed_days = _fixed_visit_days(city, traits.rate_pct_day, stream, len(streams), cfg)
+    fixed = fixed_schedule(city, traits, stream, len(streams), cfg, cum_factor,
+                           params.cycle_log_sigma)
     eval_from = t0 + cfg.warmup_days * DAY
     stats = PolicyStats(policy, cfg.seed, streams)
     for name in ("emptyings", "fill_sum", "under25", "tonnes", "bin_days", "overflow_days"):
         setattr(stats, name, np.zeros(len(streams)))
     stats.bins_per_stream = np.bincount(stream, minlength=len(streams)).astype(float)
     stats.weeks = cfg.weeks
+    stats.fixed_full_pct = fixed.full_pct
+    stats.fixed_predicted = (fixed.predicted_mean_pct, fixed.predicted_under25_pct)
     fparams = ForecastParams(**{**cfg.forecast.to_dict(), "history_days": cfg.history_days})
     forecaster = Forecaster(n, fparams, [site * len(streams) + stream, stream])
     pending: list[tuple[float, int]] = []  # (time, bin) visits of today's plan
@@ -377,6 +481,7 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     just_emptied = np.zeros(n, bool)
     over_today = np.zeros(n, bool)
     stop_seed = cfg.seed
+    trips = _Trips()
     for day in range(cfg.days):
         day_s = t0 + day * DAY
         counting = day_s >= eval_from
@@ -390,8 +495,8 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
                     bb, tt, ff, ee, fg = sensors.history(h, now, cfg.warmup_days)
                     forecaster.fit(bb, tt, ff, ee, fg)
                 plan = _plan(use, cfg, now, h, day, weekday, sensors, forecaster, fleet,
-                             stream, volume, lonlat, bf, traits, cum_factor, fixed_days,
-                             stop_seed + day)
+                             stream, volume, lonlat, bf, traits, cum_factor, fixed.days,
+                             stop_seed + day, trips)
                 shift0 = day_s + SHIFT_START_H * HOUR
                 pending = sorted(zip((shift0 + plan.service_start_s).tolist(),
                                      plan.bins.tolist(), strict=True))
@@ -436,29 +541,57 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     return stats
 
 
-def _next_workdays(day_s: int, weekday: int) -> tuple[float, float]:
-    """End of the next and the next-but-one working-day shifts after the day at ``day_s``."""
+def _workday_ends(day_s: int, weekday: int, count: int) -> np.ndarray:
+    """End of the shifts of the next ``count`` working days after the day at ``day_s``."""
     out, d, wd = [], day_s, weekday
-    while len(out) < 2:
+    while len(out) < count:
         d += DAY
         wd = (wd + 1) % 7
         if wd < 5:
             out.append(d + (SHIFT_START_H + SHIFT_H) * HOUR)
-    return out[0], out[1]
+    return np.asarray(out, float)
+
+
+@dataclass
+class _Trips:
+    """Trips of the forecast-driven policies (``routing.select``): the streams' groups and
+    look-aheads, chosen at the first evaluated plan from the rates then known."""
+
+    group: np.ndarray | None = None  #: (S,)
+    lookahead: np.ndarray | None = None  #: (B,) working days
+
+
+def _opportunities(trips: _Trips, rate: np.ndarray, stream: np.ndarray, fleet: Fleet,
+                   params: SelectParams, day_s: int, weekday: int,
+                   p_until: Callable[[np.ndarray], np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin: whether its group of streams makes a trip today, and the end of the shift of
+    its next opportunity and of the one after. A group makes a trip when one of its bins would
+    overflow before the next working day with more than ``trip_risk`` probability; the bins
+    of a group on a trip have their next opportunity their stream's look-ahead away, the
+    others the next working day."""
+    if trips.group is None:
+        trips.group = stream_groups(fleet.capacity_l)
+        trips.lookahead = lookahead_days(rate, stream, trips.group, params)[stream]
+    look = trips.lookahead
+    ends = _workday_ends(day_s, weekday, int(2 * look.max()))
+    p1 = p_until(np.full(len(stream), ends[0]))
+    trip = opened(np.isnan(p1) | (p1 > params.trip_risk), stream, trips.group)
+    k = np.where(trip, look, 1)
+    return trip, ends[k - 1], ends[k + look - 1]
 
 
 def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream, volume,
-          lonlat, bf, traits, cum_factor, fixed_days, seed) -> DayPlan:
+          lonlat, bf, traits, cum_factor, fixed_days, seed, trips) -> DayPlan:
     n = len(stream)
     day_s = now - PLAN_H * HOUR
     mid = day_s + (SHIFT_START_H + SHIFT_H / 2) * HOUR
-    nxt, after = _next_workdays(day_s, weekday)
     stop = (MaxIterations(cfg.route_iterations) if cfg.route_iterations > 0
             else MaxRuntime(cfg.route_s))
     t_plan = time.perf_counter()
-    required = None
+    required = avail = None
     if policy == "fixed":
-        required = fixed_days[:, weekday].copy()
+        required = fixed_days[:, int((day_s // DAY - 4) % 14)].copy()  # 1970-01-05: Monday
         lvl = np.full(n, 50.0)
         p1 = p2 = np.zeros(n)
     elif policy in ("forecast", "rule80"):
@@ -469,29 +602,36 @@ def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream,
             required = ~(fc.level_pct < 80.0)  # NaN (no reading at all) counts as full
             p1 = p2 = np.zeros(n)
         else:
+            avail, nxt, after = _opportunities(trips, fc.rate_pct_day, stream, fleet,
+                                               cfg.select, day_s, weekday,
+                                               fc.overflow_probability)
             p1 = fc.overflow_probability(nxt)
             p2 = fc.overflow_probability(after)
     else:  # perfect knowledge: true level, true cycle rate, true weekday x hour pattern
         rate = traits.rate_pct_day * bf.cycle
         t_start = now - h * HOUR  # cum_factor counts effective days per hour from here
 
-        def added(until: float) -> np.ndarray:
-            k = min(round((until - t_start) / HOUR), len(cum_factor) - 1)
+        def added(until) -> np.ndarray:  # until: scalar or one time per bin
+            k = np.minimum(np.round((np.asarray(until, float) - t_start) / HOUR).astype(int),
+                           len(cum_factor) - 1)
             return rate * (cum_factor[k] - cum_factor[h])
 
         lvl = bf.level + added(mid)
         dispersion = 2 * traits.deposit_pct
 
-        def p_over(until: float) -> np.ndarray:
+        def p_over(until) -> np.ndarray:
             a = added(until)
             sd = np.sqrt(np.maximum(dispersion * a, 1e-9))
             return np.where(bf.level >= 100, 1.0, 1.0 - ndtr((100.0 - bf.level - a) / sd))
 
+        avail, nxt, after = _opportunities(trips, traits.rate_pct_day, stream, fleet,
+                                           cfg.select, day_s, weekday, p_over)
         p1, p2 = p_over(nxt), p_over(after)
     pre_s = time.perf_counter() - t_plan
     bins = DayBins(lonlat, stream, volume, np.asarray(lvl, float), np.asarray(p1, float),
                    np.asarray(p2, float))
-    plan = plan_day(bins, fleet, stop, cfg.select, seed=seed, required=required)
+    plan = plan_day(bins, fleet, stop, cfg.select, seed=seed, required=required,
+                    available=avail)
     return DayPlan(plan.bins, plan.required, plan.offered, plan.accepted_risk,
                    plan.service_start_s, plan.truck, plan.result, plan.data,
                    plan.planning_s + pre_s, plan.violations)

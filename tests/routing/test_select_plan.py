@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from routing.feasibility import check_routes
 from routing.plan import DayBins, Fleet, plan_day
 from routing.plan_params import SelectParams
-from routing.select import candidate_bins, prizes, required_bins
+from routing.select import (
+    candidate_bins,
+    lookahead_days,
+    opened,
+    prizes,
+    required_bins,
+    stream_groups,
+)
 from routing.stop import MaxIterations
 
 LON, LAT = 12.57, 55.68
@@ -61,7 +68,7 @@ def test_select_params_validation(tmp_path):
     assert SelectParams.from_dict({}) == SelectParams()
     with pytest.raises(ValueError, match="unknown key 'risk'"):
         SelectParams.from_dict({"risk": 0.1})
-    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.15"):
+    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.5"):
         SelectParams(max_risk=2.0)
     path = tmp_path / "s.toml"
     path.write_text("max_risk = true\n")
@@ -137,3 +144,71 @@ def test_every_plan_passes_the_checker(seed, n, risk):
     assert np.isnan(plan.accepted_risk[in_plan]).all()
     assert not np.isnan(plan.accepted_risk[~in_plan]).any()
     assert np.all(plan.offered[plan.bins] | plan.required[plan.bins])
+
+
+
+
+def test_stream_groups_join_streams_that_share_a_truck():
+    cap = np.array([[1.0, 0, 0, 0, 0], [0, 2.0, 3.0, 0, 0], [0, 0, 1.0, 4.0, 0],
+                    [0, 0, 0, 0, 5.0]])
+    assert stream_groups(cap).tolist() == [0, 1, 1, 1, 2]
+
+
+def test_lookahead_gathers_enough_stops_without_emptying_too_early():
+    # stream 0: 40 bins at 10 %/d (with candidate_min_pct 80: 40 x 10 x 1.4 / 80 = 7 stops a
+    # working day); stream 1: 5 bins at 4 %/d (0.35 a day); stream 2 shares a truck with 1
+    rate = np.r_[np.full(40, 10.0), np.full(5, 4.0), np.full(5, np.nan)]
+    stream = np.repeat([0, 1, 2], [40, 5, 5])
+    group = np.array([0, 1, 1])
+    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=35, lookahead_options=(1, 2, 3, 5))
+    # stream 0: 2 days give 14 stops; stream 1: 14 / 0.35 = 40 days wanted, but a median bin
+    # may fill at most 35 %: 5 days (28 %); stream 2 has no rate: the shortest
+    assert lookahead_days(rate, stream, group, p).tolist() == [2, 5, 1]
+    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=20, lookahead_options=(1, 2, 3, 5))
+    assert lookahead_days(rate, stream, group, p).tolist() == [1, 3, 1]
+    assert lookahead_days(rate, stream, group, SelectParams(trip_min_stops=0)).tolist() \
+        == [1, 1, 1]
+
+
+def test_a_bin_certain_to_overflow_makes_its_trip_and_is_in_the_plan():
+    rng = np.random.default_rng(6)
+    bins = day_bins(rng, 30)
+    p_next = np.zeros(30)
+    p_next[[4]] = 1.0  # certain to overflow before the next working day
+    params = SelectParams(trip_risk=0.999)
+    group = stream_groups(small_fleet().capacity_l)  # both streams share the trucks
+    assert group.tolist() == [0, 0]
+    trip = opened(p_next > params.trip_risk, bins.stream, group)
+    assert trip.all()
+    two = small_fleet(2, ("residual", "glass"))
+    lone = Fleet(two.depot_lonlat, two.disposal_lonlat, two.disposal_accepts, two.unload_s,
+                 two.truck_depot, np.array([[4000.0, 0], [0, 2000.0]]), two.shift_s,
+                 two.streams)
+    group = stream_groups(lone.capacity_l)
+    assert group.tolist() == [0, 1]
+    trip = opened(p_next > params.trip_risk, bins.stream, group)
+    assert trip[4] and trip.tolist() == (bins.stream == bins.stream[4]).tolist()
+    p_next[trip & (np.arange(30) != 4)] = 0.2  # at risk, but their stream makes a trip
+    p_next[~trip] = 0.5  # at risk too, but no trip for their stream today
+    b = DayBins(bins.lonlat, bins.stream, bins.volume_l, bins.level_at_service_pct, p_next,
+                np.zeros(30))
+    plan = plan_day(b, lone, MaxIterations(50), SelectParams(max_risk=0.1), available=trip)
+    assert 4 in plan.bins and plan.violations == ()
+    assert set(plan.bins.tolist()) == set(np.flatnonzero(trip).tolist())
+    np.testing.assert_allclose(plan.accepted_risk[~trip], 0.5)  # left out, risk reported
+
+
+def test_select_params_lookahead_from_toml(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text("lookahead_options = [1, 3]\nlookahead_loss_pct = 20\ntrip_risk = 0.9\n")
+    p = SelectParams.from_file(path)
+    assert p.lookahead_options == (1, 3) and p.lookahead_loss_pct == 20.0
+    assert p.trip_risk == 0.9
+    with pytest.raises(ValueError, match="lookahead_options must be whole numbers"):
+        SelectParams(lookahead_options=(0, 2))
+    with pytest.raises(ValueError, match="lookahead_loss_pct must be >= 0"):
+        SelectParams(lookahead_loss_pct=-1.0)
+    with pytest.raises(ValueError, match=r"trip_risk must be in \(0, 1\)"):
+        SelectParams(trip_risk=1.0)
+    with pytest.raises(ValueError, match="trip_min_stops must be >= 0"):
+        SelectParams(trip_min_stops=-1.0)

@@ -4,12 +4,14 @@ fixed schedule. Speed and the full-size targets are measured in bench/closed_loo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from routing.plan_params import SelectParams
 from simulator.city import generate
-from simulator.closed_loop import LoopConfig, density_kg_m3, run_policy
+from simulator.closed_loop import LoopConfig, density_kg_m3, fixed_schedule, run_policy
 from simulator.closed_loop_report import mean_ci, paired, report
 
 CFG = LoopConfig(bins=60, weeks=2, warmup_days=8, route_iterations=30, history_days=8,
@@ -72,3 +74,49 @@ def test_mean_ci_and_density():
     assert density_kg_m3("glass") == 300.0
     # a combined stream without a value: equal mass shares, 1 / sum(w_i / rho_i)
     assert density_kg_m3("glass+metal") == pytest.approx(1 / (0.5 / 300 + 0.5 / 86))
+
+
+def _city_arrays(bins: int, seed: int):
+    import datetime as dt
+
+    from simulator.closed_loop import HOUR, city_fleet
+    from simulator.fill_model import draw_traits, load_params, pattern_factor
+
+    city = generate(bins, seed)
+    params = load_params()
+    _, streams = city_fleet(city, 1)
+    si = {s: i for i, s in enumerate(streams)}
+    stream = np.array([si[b.stream] for b in city.bins])
+    traits = draw_traits(params, [b.stream for b in city.bins],
+                         [b.volume_l for b in city.bins], np.random.default_rng(seed))
+    t0 = int(dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp())
+    cum = np.concatenate([[0.0], np.cumsum(pattern_factor(params, t0 + np.arange(24 * 40)
+                                                           * HOUR + HOUR / 2)) / 24])
+    return city, traits, stream, len(streams), cum, params.cycle_log_sigma
+
+
+def test_fixed_schedule_is_calibrated_to_the_middle_of_the_reported_band():
+    for bins, seed in ((150, 1), (400, 2)):
+        city, traits, stream, ns, cum, sig = _city_arrays(bins, seed)
+        cfg = LoopConfig(bins=bins, seed=seed)
+        fx = fixed_schedule(city, traits, stream, ns, cfg, cum, sig)
+        assert abs(fx.predicted_mean_pct - 56.0) < 3.0
+        assert 0 < fx.predicted_under25_pct < 100
+        # the visit days follow the visits per week, over a fortnight from a Monday
+        np.testing.assert_array_equal(fx.days.sum(axis=1), 2 * fx.per_week)
+        assert not fx.days[:, [5, 6, 12, 13]].any()  # no weekend
+        # a fixed setting is used as given; a higher one means fewer visits
+        lo = fixed_schedule(city, traits, stream, ns, replace(cfg, fixed_full_pct=60.0), cum,
+                            sig)
+        hi = fixed_schedule(city, traits, stream, ns, replace(cfg, fixed_full_pct=200.0), cum,
+                            sig)
+        assert lo.full_pct == 60.0 and hi.full_pct == 200.0
+        assert (hi.per_week <= lo.per_week).all() and hi.per_week.sum() < lo.per_week.sum()
+        assert hi.predicted_mean_pct > fx.predicted_mean_pct > lo.predicted_mean_pct
+
+
+def test_fixed_schedule_measured_fill_is_near_its_prediction(results):
+    st = results[("fixed", 1)]
+    f = st.figures()
+    assert abs(f["fill_at_emptying_pct"] - st.fixed_predicted[0]) < 12
+    assert np.isfinite(st.fixed_full_pct)
