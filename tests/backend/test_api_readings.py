@@ -181,3 +181,26 @@ def test_buckets_averaged_in_python_equal_influxdbs(
         assert [v is None for v in g] == [v is None for v in w], (g, w)
         assert [v for v in g if v is not None] == pytest.approx(
             [v for v in w if v is not None], rel=1e-12, abs=1e-9), (g, w)
+
+
+def test_refresh_looks_back_over_the_margin_every_so_often(fresh_world: World) -> None:
+    """Each refresh takes readings from the newest time seen on; every MARGIN_EVERY_S one
+    looks back REFRESH_MARGIN_MS for readings that reached InfluxDB late (injected clock)."""
+    w = fresh_world
+    t = [1000.0]
+    rd = readings.Readings(w.client.app.state.readings._make_client, 2.0, clock=lambda: t[0])
+    rd.load()
+    rd.refresh()  # the first refresh looks back over the margin
+    newest = max(x.time_ms for x in rd.latest().values())
+    c = w.influx.client(w.database)
+    c.write_lines(readings_lines("late-comer", newest - 5 * 60_000, 1, 30.0),
+                  precision=storage.PRECISION)
+    c.write_lines(readings_lines("on-time", newest + 60_000, 1, 40.0),
+                  precision=storage.PRECISION)
+    c.close()
+    t[0] += 2
+    rd.refresh()
+    assert "on-time" in rd.latest() and "late-comer" not in rd.latest()
+    t[0] += readings.MARGIN_EVERY_S
+    rd.refresh()
+    assert rd.latest()["late-comer"].time_ms == newest - 5 * 60_000
