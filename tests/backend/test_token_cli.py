@@ -26,7 +26,11 @@ def test_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert text not in str(reg.db.execute("SELECT * FROM tokens").fetchall())
     assert main(["token", "list", *reg_args]) == 0
     listing = capsys.readouterr().out
-    assert tok.id in listing and "active" in listing and text.split("_")[-1] not in listing
+    # The secret is everything after "sbt_<id>_"; it may itself hold "_" (token_urlsafe),
+    # so splitting on "_" could leave a one-letter tail that appears in any listing.
+    secret = text.removeprefix(f"{tokens.PREFIX}{tok.id}_")
+    assert len(secret) >= 40 and tok.id in listing and "active" in listing
+    assert secret not in listing
     assert main(["token", "revoke", *reg_args, tok.id]) == 0
     with Registry(path) as reg, pytest.raises(tokens.AuthError, match="token revoked"):
         tokens.authenticate(reg, text)
