@@ -733,7 +733,9 @@ def forecast_bins(
         sb = np.where(has[use], samp[use], np.inf)
         w = v_g[gi] / (v_g[gi] + sb)  # James-Stein weight of the bin's own history
         m = w * np.nan_to_num(rate_b[use]) + (1 - w) * r_g[gi]
-        prior_m[use] = np.maximum(m, 0.05 * r_g[gi] + 1e-3)
+        # a rate is never negative, though a short noisy pool's mean can be (the dashboard
+        # city's 4 days gave -0.16 %/day, and a NaN uncertainty band)
+        prior_m[use] = np.maximum(m, 0.05 * np.maximum(r_g[gi], 0.0) + 1e-3)
         # the uncertainty left about the long-run rate (the pool's spread without history)
         prior_v[use] = np.where(has[use], w * np.where(np.isfinite(sb), sb, 0.0), v_g[gi])
     # --- the current cycle ----------------------------------------------------------------

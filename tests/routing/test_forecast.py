@@ -236,6 +236,33 @@ def test_a_bin_without_history_borrows_its_pools_rate():
     assert np.all(p_after[ahead] > 0.5)
 
 
+def test_a_pool_whose_readings_fall_still_gives_finite_forecasts():
+    """A few days of noisy, slightly falling readings (a new city, bins that settle) give a
+    pool a negative mean rate. Rates are never negative: every figure stays finite (before
+    the fix the uncertainty band and the overflow probability were NaN, and the dashboard's
+    plan could not be stored)."""
+    rng = np.random.default_rng(3)
+    series = []
+    t = T0 + np.arange(5 * 24) * H + 600
+    h = np.arange(t.size)
+    for k in range(6):
+        # emptied (to 40 %) after a day, the level then settles by 1 %/day, emptied again
+        # (to 3 %) after another 2.5 days, and rises slowly since
+        level = np.where(h < 24, 85.0, np.where(h < 84, 40.0 - 1.0 * (h - 24) / 24,
+                                                3.0 + 2.0 * (h - 84) / 24))
+        series.append((t, level + k + rng.normal(0, 0.5, t.size)))
+    b, t, f = _flat([(s_[0], s_[1]) for s_ in series])
+    fc = Forecaster(6, ForecastParams(utc_offset_h=0.0, eu_dst=False, history_days=5),
+                    [np.zeros(6, np.int64)])
+    out = fc.fit(b, t, f).forecast(b, t, f, T0 + 5 * 86400)
+    at = T0 + 6 * 86400
+    lo, hi = out.level_band_pct(at)
+    p = out.overflow_probability(at)
+    assert np.isfinite(out.rate_pct_day).all() and (out.rate_pct_day > 0).all()
+    assert np.isfinite(lo).all() and np.isfinite(hi).all() and np.isfinite(p).all()
+    assert (lo <= hi).all()
+
+
 # --- time to a threshold, given it is reached before the next emptying --------------------
 D = 86400.0
 
