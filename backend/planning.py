@@ -278,7 +278,7 @@ def plan(
             if known[i]
         },
     }
-    if dp is not None:
+    if dp is not None and dp.result is not None:  # None: nothing to empty today
         _routes_into(doc, reg, dp, fl, [bins[i] for i in usable], level[usable], shift0)
     planned = {b["bin_id"] for t in doc["trucks"] for s in t["stops"] for b in s["bins"]}
     for i, b in enumerate(bins):
