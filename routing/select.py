@@ -108,3 +108,21 @@ def opened(must_go: ArrayLike, stream: ArrayLike, group: ArrayLike) -> np.ndarra
     hit = np.zeros(int(grp.max(initial=0)) + 1, bool)
     hit[grp[st[np.asarray(must_go, dtype=bool)]]] = True
     return hit[grp[st]]
+
+
+def opportunities(p_overflow_next_workday: ArrayLike, stream: ArrayLike, group: ArrayLike,
+                  lookahead: ArrayLike, params: SelectParams
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin (B,): whether its group of streams makes a trip today, and how many working
+    days away its next opportunity and the one after are (1 = the next working day).
+
+    A group makes a trip when one of its bins would overflow before the next working day with
+    more than ``trip_risk`` probability, or has no forecast (NaN). The bins of a group on a
+    trip have their next opportunity ``lookahead`` (B,) working days away; the others the
+    next working day. The caller turns the counts into dates and judges each bin's risk
+    against them (:func:`required_bins`)."""
+    p = np.asarray(p_overflow_next_workday, dtype=float)
+    look = np.asarray(lookahead, dtype=np.int64)
+    trip = opened(np.isnan(p) | (p > params.trip_risk), stream, group)
+    k = np.where(trip, look, 1)
+    return trip, k, k + look

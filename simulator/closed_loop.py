@@ -54,7 +54,7 @@ from scipy.special import ndtr
 from routing.forecast import Forecaster
 from routing.plan import DayBins, DayPlan, Fleet, plan_day
 from routing.plan_params import ForecastParams, SelectParams
-from routing.select import lookahead_days, opened, stream_groups
+from routing.select import lookahead_days, opportunities, stream_groups
 from routing.stop import MaxIterations, MaxRuntime
 from simulator import faults as fl
 from simulator.city import TRUCK_TYPES, City, generate
@@ -575,10 +575,9 @@ def _opportunities(trips: _Trips, rate: np.ndarray, stream: np.ndarray, fleet: F
         trips.lookahead = lookahead_days(rate, stream, trips.group, params)[stream]
     look = trips.lookahead
     ends = _workday_ends(day_s, weekday, int(2 * look.max()))
-    p1 = p_until(np.full(len(stream), ends[0]))
-    trip = opened(np.isnan(p1) | (p1 > params.trip_risk), stream, trips.group)
-    k = np.where(trip, look, 1)
-    return trip, ends[k - 1], ends[k + look - 1]
+    trip, k_next, k_after = opportunities(p_until(np.full(len(stream), ends[0])), stream,
+                                          trips.group, look, params)
+    return trip, ends[k_next - 1], ends[k_after - 1]
 
 
 def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream, volume,

@@ -15,6 +15,7 @@ from routing.select import (
     candidate_bins,
     lookahead_days,
     opened,
+    opportunities,
     prizes,
     required_bins,
     stream_groups,
@@ -196,6 +197,26 @@ def test_a_bin_certain_to_overflow_makes_its_trip_and_is_in_the_plan():
     assert 4 in plan.bins and plan.violations == ()
     assert set(plan.bins.tolist()) == set(np.flatnonzero(trip).tolist())
     np.testing.assert_allclose(plan.accepted_risk[~trip], 0.5)  # left out, risk reported
+
+
+def test_opportunities_open_a_trip_only_for_a_group_at_risk():
+    # streams 0 and 1 share a truck (group 0), stream 2 has its own (group 1)
+    stream = np.array([0, 0, 1, 1, 2, 2])
+    group = np.array([0, 0, 1])
+    look = np.array([3, 3, 2, 2, 5, 5])
+    params = SelectParams(trip_risk=0.9)
+    # a stream-1 bin at 0.95 before the next working day sends out the group's truck: every
+    # bin of streams 0 and 1 then looks 3 or 2 working days ahead; stream 2 (0.8) waits
+    trip, k_next, k_after = opportunities([0.1, 0.0, 0.95, 0.2, 0.8, 0.0], stream, group,
+                                          look, params)
+    assert trip.tolist() == [True, True, True, True, False, False]
+    assert k_next.tolist() == [3, 3, 2, 2, 1, 1]
+    assert k_after.tolist() == [6, 6, 4, 4, 6, 6]
+    # at the trip risk exactly: no trip; a bin without a forecast (NaN) always sends one
+    trip, k_next, _ = opportunities([0.9, 0.0, 0.0, 0.0, np.nan, 0.0], stream, group, look,
+                                    params)
+    assert trip.tolist() == [False, False, False, False, True, True]
+    assert k_next.tolist() == [1, 1, 1, 1, 5, 5]
 
 
 def test_select_params_lookahead_from_toml(tmp_path):
