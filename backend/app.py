@@ -8,10 +8,13 @@ FastAPI's 422 naming the field. InfluxDB unreachable is 503.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from backend import dashboard
@@ -103,6 +106,23 @@ def _errors(app: FastAPI) -> None:
     async def bad(request: Request, e: RegistryError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=400)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and a NaN or infinity in a JSON body (Python
+        # clients send them) cannot be encoded back: it answered 500 instead of naming the field
+        return JSONResponse({"detail": _finite(jsonable_encoder(e.errors()))}, status_code=422)
+
     @app.exception_handler(InfluxError)
     async def influx_down(request: Request, e: InfluxError) -> JSONResponse:
         return JSONResponse({"detail": f"readings unavailable: {e}"}, status_code=503)
+
+
+def _finite(value: object) -> object:
+    """``value`` with every NaN or infinite float replaced by its name ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

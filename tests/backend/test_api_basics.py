@@ -41,6 +41,12 @@ def test_site_crud_and_errors_name_the_field(fresh_world: World) -> None:
     r = c.post(f"{API}/0101/sites", json={"id": "s-2", "lat": 95, "lon": 12.5}, headers=h)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "lat"]
+    # NaN is not JSON, but Python clients send it: a 422 naming the field, not a 500
+    r = c.post(f"{API}/0101/sites", content=b'{"id": "s-2", "lat": NaN, "lon": 12.5}',
+               headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "lat"]
+    assert r.json()["detail"][0]["input"] == "nan"
     r = c.post(
         f"{API}/0101/sites", json={"id": "s-2", "lat": 5, "lon": 1, "colour": "x"}, headers=h
     )
