@@ -32,7 +32,7 @@ from routing.plan import DayBins, DayPlan, Fleet, plan_day
 from routing.plan_params import ForecastParams, SelectParams
 from routing.stop import MaxIterations, MaxRuntime
 from smartbins import assets, storage
-from smartbins.protocol import Flag
+from smartbins.protocol import BLIND_ZONE_FILL_PCT, Flag, SensorError
 from smartbins.registry import Bin, Registry, RegistryError, now_ms
 
 TIMEZONE = zoneinfo.ZoneInfo("Europe/Copenhagen")
@@ -117,12 +117,16 @@ def bin_readings(
         spans = links.get(s["tags"][storage.DEVICE_TAG])
         if not spans:
             continue
-        rows = [v for v in s["values"] if v[1] is not None]
+        # a reading without a fill is left out, unless its sensor answered BLIND_ZONE: the
+        # waste is at the sensor, the bin at least full
+        # (its sensor-error flag then does not make it distrusted)
+        rows = [v for v in s["values"] if v[1] is not None or _blind(v[3])]
         if not rows:
             continue
         t_ms = np.array([int(v[0]) for v in rows], dtype=np.int64)
-        f = np.array([float(v[1]) for v in rows])
-        flags = np.array([int(v[2] or 0) for v in rows], dtype=np.int64)
+        f = np.array([float(v[1]) if v[1] is not None else BLIND_ZONE_FILL_PCT for v in rows])
+        flags = np.array([int(v[2] or 0) & ~int(Flag.SENSOR_ERROR) if v[1] is None
+                          else int(v[2] or 0) for v in rows], dtype=np.int64)
         for b, lo, hi in spans:
             sel = (t_ms >= lo) & (t_ms < hi)
             bi.append(np.full(int(sel.sum()), b, dtype=np.int64))
@@ -133,6 +137,11 @@ def bin_readings(
         empty = np.zeros(0)
         return empty.astype(np.int64), empty, empty, empty.astype(bool)
     return np.concatenate(bi), np.concatenate(ts), np.concatenate(fill), np.concatenate(bad)
+
+
+def _blind(err: object) -> bool:
+    """Whether a stored ``err`` field ("2" or "1,2") holds SensorError.BLIND_ZONE."""
+    return isinstance(err, str) and str(int(SensorError.BLIND_ZONE)) in err.split(",")
 
 
 def forecast_bins(

@@ -193,6 +193,12 @@ class SensorError(IntFlag):
     BATTERY_ADC_FAIL = 7
 
 
+#: What a BLIND_ZONE reading tells a forecaster: the waste is at the sensor, so the bin is at
+#: least full (a lower bound: an overfull bin reads nothing but this). Treating it as missing
+#: hid exactly the bins that overflow: their forecast stayed at the last level seen.
+BLIND_ZONE_FILL_PCT = 100.0
+
+
 ERROR_CODE_MAX = 255
 MAX_ERROR_CODES = 8
 

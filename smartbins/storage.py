@@ -323,10 +323,10 @@ def deadletters_query(since_ms: int) -> str:
 
 
 def fill_history_query(start_ms: int, end_ms: int) -> str:
-    """Every device's fill [%] and flags in [start_ms, end_ms), one series per device, oldest
-    first (what the planning service forecasts from)."""
+    """Every device's fill [%], flags and sensor errors in [start_ms, end_ms), one series per
+    device, oldest first (what the planning service forecasts from)."""
     return (
-        f"SELECT fill, flags FROM {MEASUREMENT} "
+        f"SELECT fill, flags, err FROM {MEASUREMENT} "
         f"WHERE time >= {time_ms_literal('start_ms', start_ms)} "
         f"AND time < {time_ms_literal('end_ms', end_ms)} GROUP BY {DEVICE_TAG}"
     )

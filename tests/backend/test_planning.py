@@ -48,7 +48,10 @@ def _series(level_now: float, rate_day: float, hours: int) -> list[float]:
 #: "cold" will not for weeks.
 PROFILES = {"hot": (92.0, 30.0), "cold": (6.0, 2.0)} | {
     f"n{k}": (10.0 + 6.0 * k, 8.0 + k) for k in range(10)
-}
+} | {"blind": (60.0, 3.0)}
+#: "blind" read 60 % and rose slowly until its last 10 hours, when it answered only BLIND_ZONE
+#: (the waste at the sensor: an overfull bin reads nothing else)
+BLIND_HOURS = 10
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +85,10 @@ def city(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterat
             ts = t_first + (h + 1) * HOUR * 1000
             r = p.Reading(device=dev, seq=h, boot=1, ts_ms=ts, fw="1.0.0", interval_s=3600,
                           distance_mm=500, fill_pct=round(fill, 2), battery_mv=3900)
+            if name == "blind" and h >= len(fills) - BLIND_HOURS:
+                r = p.Reading(device=dev, seq=h, boot=1, ts_ms=ts, fw="1.0.0", interval_s=3600,
+                              flags=int(p.Flag.SENSOR_ERROR), battery_mv=3900,
+                              errors=(int(p.SensorError.BLIND_ZONE),))
             lines.append(storage.to_line(storage.reading_point(r)))
     client.write_lines(lines, precision=storage.PRECISION)
     yield reg, client, tmp
@@ -99,6 +106,8 @@ def test_plan_takes_what_must_go_and_leaves_what_can_wait(city: tuple) -> None:
     planned = {b["bin_id"] for t in doc["trucks"] for s in t["stops"] for b in s["bins"]}
     skipped = {s["bin_id"]: s for s in doc["skipped"]}
     assert "bin-hot" in planned  # certain to overflow before Friday's shift: always planned
+    # a bin that answers only BLIND_ZONE is at least full, not one whose level is unknown
+    assert "bin-blind" in planned and doc["forecast"]["bin-blind"]["fill_pct"] >= 100
     assert "bin-cold" in skipped and skipped["bin-cold"]["overflow_probability"] < 0.01
     assert planned.isdisjoint(skipped) and planned | set(skipped) == {
         f"bin-{n}" for n in PROFILES
