@@ -58,7 +58,15 @@ from routing.select import lookahead_days, opportunities, stream_groups
 from routing.stop import MaxIterations, MaxRuntime
 from simulator import faults as fl
 from simulator.city import TRUCK_TYPES, City, generate
-from simulator.fill_model import BinField, draw_traits, load_params, measure_many, pattern_factor
+from simulator.fill_model import (
+    BLIND_ZONE_MM,
+    BinField,
+    draw_traits,
+    load_params,
+    measure_many,
+    pattern_factor,
+)
+from smartbins.protocol import BLIND_ZONE_FILL_PCT
 
 POLICIES = ("fixed", "rule80", "forecast", "perfect")
 HOUR = 3600
@@ -387,6 +395,9 @@ class _Sensors:
         t = self.t0 + h * HOUR + self.phase
         mm = measure_many(self.p, level, self.traits, self.rng)
         true_mm = self.traits.empty_mm - level / 100 * (self.traits.empty_mm - self.traits.full_mm)
+        # an overfull bin answers BLIND_ZONE, which the devices report as such (SensorError):
+        # the readings carry it as "at least full", as the planning service reads it
+        blind = np.isnan(mm) & (true_mm < BLIND_ZONE_MM)
         f = self.faults
         tc = self.t0 + h * HOUR + HOUR / 2
         act = np.flatnonzero((f.start <= tc) & (f.end > tc))
@@ -400,8 +411,10 @@ class _Sensors:
                 flag[b] |= mag >= TILT_ALARM_DEG
             elif kind is fl.Kind.TIMEOUT:
                 mm[b] = np.nan
+                blind[b] = False
             elif kind is fl.Kind.STUCK:
                 mm[b] = self.stuck.setdefault(j, mm[b])
+                blind[b] = False
             elif np.isnan(mm[b]):
                 continue
             elif kind is fl.Kind.NOISE:
@@ -413,7 +426,8 @@ class _Sensors:
             elif kind is fl.Kind.GHOST and true_mm[b] > mag:
                 mm[b] = round(mag + self.rng.normal(0, 3))
         tr = self.traits
-        self.fill[h] = np.round(100 * (tr.empty_mm - mm) / (tr.empty_mm - tr.full_mm), 1)
+        self.fill[h] = np.where(blind, BLIND_ZONE_FILL_PCT,
+                                np.round(100 * (tr.empty_mm - mm) / (tr.empty_mm - tr.full_mm), 1))
         self.arrive[h] = arrive
         self.flag[h] = flag
         self.emptied[h] = just_emptied

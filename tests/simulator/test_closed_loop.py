@@ -120,3 +120,21 @@ def test_fixed_schedule_measured_fill_is_near_its_prediction(results):
     f = st.figures()
     assert abs(f["fill_at_emptying_pct"] - st.fixed_predicted[0]) < 12
     assert np.isfinite(st.fixed_full_pct)
+
+
+def test_an_overfull_bin_reads_blind_zone_as_at_least_full():
+    """The waste at the sensor gives BLIND_ZONE, which the readings carry as at least full
+    (as the planning service reads the stored error), not as a missing reading: a forecaster
+    that saw nothing from an overflowing bin kept its last level and never sent a truck."""
+    from simulator.closed_loop import _Sensors
+    from simulator.fill_model import load_params
+    from smartbins.protocol import BLIND_ZONE_FILL_PCT
+
+    _, traits, _, _, _, _ = _city_arrays(60, 4)
+    sensors = _Sensors(load_params(), traits, 60, 1_767_571_200, 24, seed=4)
+    level = np.where(np.arange(60) % 2 == 0, 129.0, 50.0)
+    for h in range(24):
+        sensors.read(h, level, np.zeros(60, bool))
+    over, half = sensors.fill[:, ::2], sensors.fill[:, 1::2]
+    assert np.mean(over == BLIND_ZONE_FILL_PCT) > 0.9  # all but the odd fault
+    assert not np.any(half == BLIND_ZONE_FILL_PCT) and np.mean(np.isfinite(half)) > 0.9
