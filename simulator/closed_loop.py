@@ -12,8 +12,9 @@ Policies (``POLICIES``):
 * ``fixed``: today's practice, fixed weekdays per stream and container size (every other week,
   once, twice, three or five times a week); the visits per week of such a group are the
   fewest that keep its ``fixed_rate_quantile`` bin (by true base rate) below ``full_pct``
-  between visits, and ``full_pct`` is calibrated before the warm-up so that the predicted
-  mean fill at emptying is the middle of what municipalities report (:func:`fixed_schedule`);
+  between visits, and ``full_pct`` is calibrated before the warm-up to what municipalities
+  report: the predicted mean fill at emptying in their band, and of such settings the one
+  whose share of emptyings under 25 % full is nearest theirs (:func:`fixed_schedule`);
 * ``rule80``: empty every bin whose sensor says it is at least 80 % full, every working day;
 * ``forecast``: ``routing.forecast`` on the sensor readings (faults included) -> select ->
   route, with the trucks' collection log as emptied flags; a group of streams that share
@@ -231,7 +232,7 @@ def city_fleet(city: City, per_type: int) -> tuple[Fleet, tuple[str, ...]]:
 
 FIXED_OPTIONS = (0.5, 1, 2, 3, 5)  #: visits per week a fixed schedule may give a group
 #: what municipalities report of fixed schedules: the band of the mean fill at emptying [%]
-#: (its middle is the calibration target) and the share of emptyings under 25 % full [%]
+#: and the share of emptyings under 25 % full [%] (both calibration targets)
 FIXED_TARGET_MEAN_PCT = (49.0, 63.0)
 FIXED_TARGET_UNDER25_PCT = 40.0
 
@@ -295,9 +296,10 @@ def fixed_schedule(city: City, traits, stream: np.ndarray, n_streams: int, cfg: 
     Visits per week per stream and container size are the fewest of ``FIXED_OPTIONS`` that
     keep the group's ``fixed_rate_quantile`` bin (true base rate: the planners' experience)
     below ``full_pct`` between visits. ``full_pct`` is calibrated before the warm-up: of all
-    the settings that give a different schedule, the one whose predicted mean fill at
-    emptying (Monte Carlo through the fill model, :func:`_fixed_fill_predictions`) is nearest
-    the middle of the reported band; ``cfg.fixed_full_pct`` set skips the calibration.
+    the settings that give a different schedule, those whose predicted mean fill at emptying
+    (Monte Carlo through the fill model, :func:`_fixed_fill_predictions`) lies in the
+    reported band, and of those the one whose predicted share under 25 % is nearest the
+    reported share (:func:`_calibration_miss`); ``cfg.fixed_full_pct`` set skips it.
     """
     pick = np.random.default_rng([cfg.seed, 0xF1ED]).integers(0, 10, len(stream))
     vol = np.array([b.volume_l for b in city.bins])
@@ -323,15 +325,22 @@ def fixed_schedule(city: City, traits, stream: np.ndarray, n_streams: int, cfg: 
         e, f, u = pred[np.arange(len(stream)), k].sum(axis=0)
         return f / e, 100 * u / e
 
-    target = sum(FIXED_TARGET_MEAN_PCT) / 2
     if cfg.fixed_full_pct is not None:
         full = float(cfg.fixed_full_pct)
     else:  # the schedule changes only where a group's option does: try each such value
         cands = np.unique((7 * rq_a[:, None] / opts[None, :]).ravel())
-        full = float(min(cands, key=lambda x: (abs(figures(x)[0] - target), x)))
+        full = float(min(cands, key=lambda x: (*_calibration_miss(*figures(x)), x)))
     per_week = opts[option_index(full)][groups]
     mean, under25 = figures(full)
     return FixedSchedule(_fixed_days_mask(per_week, pick), per_week, full, mean, under25)
+
+
+def _calibration_miss(mean_pct: float, under25_pct: float) -> tuple[float, float]:
+    """How far a fixed schedule's predicted fill at emptying is from what municipalities
+    report, for ordering: first the distance of the mean from the reported band (0 inside
+    it), then the distance of the share under 25 % from the reported share."""
+    lo, hi = FIXED_TARGET_MEAN_PCT
+    return max(lo - mean_pct, mean_pct - hi, 0.0), abs(under25_pct - FIXED_TARGET_UNDER25_PCT)
 
 
 @dataclass(frozen=True)
