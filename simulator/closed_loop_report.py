@@ -196,8 +196,8 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         lo, hi = FIXED_TARGET_MEAN_PCT
         inside = all(lo <= r.figures()["fill_at_emptying_pct"] <= hi for r in fx)
         lines.append(
-            "- fixed schedule calibrated to the reported mean fill at emptying (49-63 %, "
-            "aimed at its middle; setting full_pct "
+            "- fixed schedule calibrated to the reported figures (mean fill at emptying in "
+            "49-63 %, then the share under 25 % nearest the reported one; setting full_pct "
             + ", ".join(f"{r.fixed_full_pct:.0f}" for r in fx)
             + f", predicted mean {np.mean([r.fixed_predicted[0] for r in fx]):.1f} %): "
             f"measured {f:.1f} ± {0 if not np.isfinite(fh) else fh:.1f} %, every seed in the "
