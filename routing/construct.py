@@ -49,15 +49,16 @@ def _insert_delta(inst: Inst, sol: Sol, scratch: int, rv: int, q: int) -> float:
 
 
 @njit(cache=True, _nrt=False)
-def insert_stop(inst: Inst, sol: Sol, u: int, blink: float, build: bool) -> bool:
+def insert_stop(inst: Inst, sol: Sol, u: int, blink: float, build: bool,
+                force: bool) -> bool:
     """Insert unrouted stop u at the cheapest position found (penalised cost).
 
     Optional stops go in only when their prize pays for the added cost, except while
-    building the first plan (``build``): then they go in wherever that is feasible, and
-    the local search drops the ones (or the routes) that do not pay. This way a cluster
-    of optional stops that pays only as a whole gets a route. When ``build`` and no
-    feasible place is near the neighbours, every position of every route is scanned.
-    Returns True if inserted.
+    building the first plan (``build``) or when ``force``d: then they go in wherever that
+    is feasible, and the local search drops the ones (or the routes) that do not pay.
+    This way a cluster of optional stops that pays only as a whole gets a route. When
+    ``build`` and no feasible place is near the neighbours, every position of every
+    route is scanned. Returns True if inserted.
     """
     scratch = set_scratch(inst, sol, u)
     best = np.inf
@@ -94,7 +95,7 @@ def insert_stop(inst: Inst, sol: Sol, u: int, blink: float, build: bool) -> bool
     if best_r < 0:
         return False
     if not (inst.st[u, S_REQ] > 0.0):
-        if build:
+        if build or force:
             if best_pen > 1e-9:
                 return False
         elif best >= inst.st[u, S_PRIZE]:
@@ -108,9 +109,11 @@ def insert_stop(inst: Inst, sol: Sol, u: int, blink: float, build: bool) -> bool
 
 
 @njit(cache=True)
-def recreate(inst: Inst, sol: Sol, stops: np.ndarray, n: int, blink: float) -> None:
+def recreate(inst: Inst, sol: Sol, stops: np.ndarray, n: int, blink: float,
+             force: bool) -> None:
     """Insert ``stops[:n]`` one by one in a randomly chosen order (random, largest demand
-    first, farthest from the depot first, closest first)."""
+    first, farthest from the depot first, closest first). With ``force``, optional stops
+    go in wherever that is feasible, paying or not (see ``insert_stop``)."""
     keys = np.empty(n)
     mode = rand_int(sol.misc, 4)
     depot = int(inst.vt[0, V_START])
@@ -126,7 +129,7 @@ def recreate(inst: Inst, sol: Sol, stops: np.ndarray, n: int, blink: float) -> N
             keys[k] = inst.dist[depot, int(inst.c[C_ND]) + u]
     order = np.argsort(keys)
     for k in range(n):
-        insert_stop(inst, sol, stops[order[k]], blink, False)
+        insert_stop(inst, sol, stops[order[k]], blink, False, force)
 
 
 @njit(cache=True)
@@ -140,10 +143,11 @@ def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, elim: float,
     nstops = sol.stop_i.shape[1]
     nroutes = sol.rcost.shape[0] - 1
     done = np.zeros(nroutes, dtype=np.bool_)
-    # a random routed seed stop
+    # a random seed stop: a routed one, or a skipped optional one (then the ruin makes
+    # room around a place no route serves, and the repair may open one there)
     c = rand_int(sol.misc, nstops)
     for _ in range(nstops):
-        if sol.stop_i[I_ROUTE, c] >= 0:
+        if sol.stop_i[I_ROUTE, c] >= 0 or inst.st[c, S_REQ] == 0.0:
             break
         c = (c + 1) % nstops
     count = 0
@@ -206,4 +210,4 @@ def ruin(inst: Inst, sol: Sol, n_remove: int, max_string: int, elim: float,
 def construct(inst: Inst, sol: Sol, order: np.ndarray) -> None:
     """First solution: insert the stops in ``order`` greedily, without blinks."""
     for k in range(order.shape[0]):
-        insert_stop(inst, sol, order[k], 0.0, True)
+        insert_stop(inst, sol, order[k], 0.0, True, False)

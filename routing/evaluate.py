@@ -8,6 +8,11 @@ routes. A piece is a row ``(route, first_pos, last_pos, reversed)`` of a small
 * plain CVRP (one stream, no disposal sites, windows or shifts): O(1) per piece
   from per-route prefix sums of distance and load (the "concatenation" idea of
   Vidal's HGS and PyVRP);
+* time windows, shifts and one capacity but no disposal sites, release dates, breaks
+  or compatibility (prize-collecting VRPTW): time-window segments (duration, time
+  warp, earliest and latest start; Vidal et al. 2013, PyVRP's DurationSegment) of
+  every prefix and suffix of every route, both directions: O(1) per piece that is a
+  prefix or a suffix, O(length) for a middle piece (``_eval_tw``);
 * everything else: one walk over the pieces that simulates the truck: greedy
   unloading at the best disposal site when the next stop does not fit a
   compartment, waiting for windows, shift overtime. O(route length).
@@ -80,14 +85,22 @@ capacity[s]"""
 P_UNLOAD, P_TWE, P_TWL, P_ACCEPTS = 0, 1, 2, 3
 """disposal table (P, 3 + S): unload time [s], opening hours [s], accepts[s] (0/1)"""
 C_ND, C_FAST, C_PENL, C_PENT, C_NSTREAM, C_NSITE, C_SWAPSTAR, C_UNROUTED = 0, 1, 2, 3, 4, 5, 6, 7
-C_MEANDEM, C_HASREL, C_HASALLOW = 8, 9, 10
+C_MEANDEM, C_HASREL, C_HASALLOW, C_TWFAST = 8, 9, 10, 11
 """scalars: depots, plain-CVRP flag, penalty weights (load, time; adapted during the search),
 number of streams and sites, SWAP* on, price of an unrouted required stop, mean demand
-(the load-penalty unit of one stop too many), release dates used, compatibility used"""
+(the load-penalty unit of one stop too many), release dates used, compatibility used,
+time-window segments used (see ``_eval_tw``)"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
 I_ROUTE, I_POS, I_PROMISING, I_SEEN, I_UNLOAD = 0, 1, 2, 3, 4
 R_LEN, R_MODIFIED = 0, 1
+# rows of Sol.pref with time-window segments (when C_TWFAST): 5 fields per kind
+P_SEG = 2
+K_PRE, K_SUF, K_RPRE, K_RSUF = 0, 5, 10, 15
+"""kinds: seq[0..p], seq[p..n-1], seq[p..0] (reversed), seq[n-1..p] (reversed); fields:
+distance inside, duration (incl. waiting and time warp), time warp, earliest and latest
+start without extra waiting or time warp (Vidal et al. 2013)"""
+NUM_PREF_TW = P_SEG + 20
 # float scratch (Sol.work): penalty of the last evaluation (total, then its load part),
 # then S loads, then S flags, then S look-ahead loads
 W_PEN, W_PENL, W_LOAD = 0, 1, 2
@@ -113,7 +126,8 @@ class Sol(NamedTuple):
     # counter value when an unrouted optional stop was last offered to the routes,
     # disposal site the truck unloads at just before this stop (-1 = none: only if full)
     route_i: np.ndarray  # (2, R+1) length, counter value of last change
-    pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load (plain CVRP)
+    pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load; (22, R+1, N) with the
+    # time-window segments of each route's prefixes and suffixes (C_TWFAST)
     rcost: np.ndarray  # (R+1,) penalised route cost
     rpen: np.ndarray  # (2, R+1) load penalty and time penalty included in rcost
     segs: np.ndarray  # (10, 4) scratch pieces: rows 0-4 route A, 5-9 route B
@@ -176,6 +190,188 @@ def _eval_fast(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
         sol.work[W_PENL] = pen
         cost += pen
     return cost
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _tw_merge(d1: float, du1: float, w1: float, e1: float, l1: float, ed: float, et: float,
+              d2: float, du2: float, w2: float, e2: float, l2: float) -> tuple:
+    """Segment 1 then segment 2 over an arc of distance ``ed`` and travel time ``et``
+    (Vidal et al. 2013's concatenation with time warp, as PyVRP's DurationSegment)."""
+    at = du1 - w1 + et
+    dw = e2 - at - l1
+    if dw < 0.0:
+        dw = 0.0
+    dt = e1 + at - l2
+    if dt < 0.0:
+        dt = 0.0
+    e = e2 - at
+    if e1 > e:
+        e = e1
+    lt = l2 - at
+    if l1 < lt:
+        lt = l1
+    return d1 + ed + d2, du1 + du2 + et + dw, w1 + w2 + dt, e - dw, lt + dt
+
+
+@njit(cache=True, _nrt=False)
+def _tw_segments(inst: Inst, sol: Sol, r: int) -> None:
+    """Time-window segments of every prefix and suffix of route ``r``, both directions."""
+    st = inst.st
+    nd = int(inst.c[C_ND])
+    sc = inst.vt[0, V_DSCALE]
+    dist = inst.dist
+    dur = inst.dur
+    pr = sol.pref
+    n = sol.route_i[R_LEN, r]
+    seq = sol.seq
+    for kind in range(4):
+        for step in range(n):
+            # forward kinds grow towards higher positions, the others towards lower ones
+            p = step if (kind == 0 or kind == 2) else n - 1 - step
+            u = seq[r, p]
+            b = P_SEG + 5 * kind
+            if step == 0:
+                pr[b, r, p] = 0.0
+                pr[b + 1, r, p] = st[u, S_SERVICE]
+                pr[b + 2, r, p] = 0.0
+                pr[b + 3, r, p] = st[u, S_TWE]
+                pr[b + 4, r, p] = st[u, S_TWL]
+                continue
+            q = p - 1 if (kind == 0 or kind == 2) else p + 1
+            w = seq[r, q]
+            if kind == 0 or kind == 3:
+                # the stored segment at q, then u
+                a, bb = nd + w, nd + u
+                res = _tw_merge(pr[b, r, q], pr[b + 1, r, q], pr[b + 2, r, q],
+                                pr[b + 3, r, q], pr[b + 4, r, q], dist[a, bb],
+                                dur[a, bb] * sc, 0.0, st[u, S_SERVICE], 0.0, st[u, S_TWE],
+                                st[u, S_TWL])
+            else:
+                # u, then the stored segment at q
+                a, bb = nd + u, nd + w
+                res = _tw_merge(0.0, st[u, S_SERVICE], 0.0, st[u, S_TWE], st[u, S_TWL],
+                                dist[a, bb], dur[a, bb] * sc, pr[b, r, q], pr[b + 1, r, q],
+                                pr[b + 2, r, q], pr[b + 3, r, q], pr[b + 4, r, q])
+            pr[b, r, p] = res[0]
+            pr[b + 1, r, p] = res[1]
+            pr[b + 2, r, p] = res[2]
+            pr[b + 3, r, p] = res[3]
+            pr[b + 4, r, p] = res[4]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _tw_piece(inst: Inst, sol: Sol, r: int, i: int, j: int, rev: bool) -> tuple:
+    """(distance, duration, time warp, earliest, latest, first stop, last stop) of the
+    piece seq[r, i..j] (reversed if ``rev``): stored when it is a prefix or a suffix of
+    its route, else built stop by stop (the middle pieces of moves are short)."""
+    seq = sol.seq
+    pr = sol.pref
+    st = inst.st
+    first = seq[r, j] if rev else seq[r, i]
+    last = seq[r, i] if rev else seq[r, j]
+    n = sol.route_i[R_LEN, r]
+    if i == j:
+        return 0.0, st[first, S_SERVICE], 0.0, st[first, S_TWE], st[first, S_TWL], first, last
+    b = -1
+    p = 0
+    if i == 0:
+        b = P_SEG + (K_RPRE if rev else K_PRE)
+        p = j
+    elif j == n - 1:
+        b = P_SEG + (K_RSUF if rev else K_SUF)
+        p = i
+    if b >= 0:
+        return pr[b, r, p], pr[b + 1, r, p], pr[b + 2, r, p], pr[b + 3, r, p], pr[b + 4, r, p], \
+            first, last
+    nd = int(inst.c[C_ND])
+    sc = inst.vt[0, V_DSCALE]
+    d, du, w, e, lt = 0.0, st[first, S_SERVICE], 0.0, st[first, S_TWE], st[first, S_TWL]
+    prev = first
+    for q in range(1, j - i + 1):
+        u = seq[r, j - q] if rev else seq[r, i + q]
+        d, du, w, e, lt = _tw_merge(d, du, w, e, lt, inst.dist[nd + prev, nd + u],
+                                    inst.dur[nd + prev, nd + u] * sc, 0.0, st[u, S_SERVICE],
+                                    0.0, st[u, S_TWE], st[u, S_TWL])
+        prev = u
+    return d, du, w, e, lt, first, last
+
+
+@njit(cache=True, _nrt=False)
+def _eval_tw(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
+    """``walk``'s cost for instances with time windows and one capacity but no disposal
+    sites, release dates, breaks or compatibility, from the pieces' time-window segments:
+    O(1) per piece that is a prefix or a suffix of its route, O(length) for a middle one.
+    Gives exactly ``walk``'s figures on integer data (tests/routing/test_routing_twfast.py)."""
+    segs = sol.segs
+    seq = sol.seq
+    st = inst.st
+    vt = inst.vt
+    nd = int(inst.c[C_ND])
+    sc = vt[v, V_DSCALE]
+    sol.work[W_PEN] = 0.0
+    sol.work[W_PENL] = 0.0
+    u0 = -1
+    for k in range(k0, k0 + nseg):
+        if segs[k, 2] >= segs[k, 1]:
+            u0 = seq[segs[k, 0], segs[k, 2]] if segs[k, 3] == 1 else seq[segs[k, 0], segs[k, 1]]
+            break
+    if u0 < 0:
+        return 0.0
+    start = int(vt[v, V_START])
+    want = st[u0, S_TWE] - inst.dur[start, nd + u0] * sc
+    t0 = vt[v, V_SHSTART]
+    if want > t0:
+        t0 = want if want < vt[v, V_SHLATE] else vt[v, V_SHLATE]
+    t = t0 if t0 > 0.0 else 0.0
+    prev = start
+    d = 0.0
+    late = 0.0
+    load = 0.0
+    n = 0
+    for k in range(k0, k0 + nseg):
+        r = segs[k, 0]
+        i = segs[k, 1]
+        j = segs[k, 2]
+        if j < i:
+            continue
+        sd, du, w, e, lt, first, last = _tw_piece(inst, sol, r, i, j, segs[k, 3] == 1)
+        loc = nd + first
+        d += inst.dist[prev, loc] + sd
+        a = t + inst.dur[prev, loc] * sc
+        if a < e:
+            a = e
+        if a > lt:
+            late += a - lt
+            a = lt
+        late += w
+        t = a + du - w
+        load += sol.pref[1, r, j]
+        if i > 0:
+            load -= sol.pref[1, r, i - 1]
+        n += j - i + 1
+        prev = nd + last
+    end = int(vt[v, V_END])
+    d += inst.dist[prev, end]
+    t += inst.dur[prev, end] * sc
+    if t > vt[v, V_RETLATE]:
+        late += t - vt[v, V_RETLATE]
+    overtime = t - t0 - vt[v, V_SHDUR]
+    if overtime < 0.0:
+        overtime = 0.0
+    excess = 0.0
+    if load > vt[v, V_CAP] + 1e-9:
+        excess += load - vt[v, V_CAP]
+    if load > vt[v, V_MAXVOL] + 1e-9:
+        excess += load - vt[v, V_MAXVOL]
+    bad = 0.0
+    if n > vt[v, V_MAXSTOPS]:
+        bad += n - vt[v, V_MAXSTOPS]
+    cost = d * vt[v, V_DCOST] + (t - t0) * vt[v, V_TCOST] + vt[v, V_FCOST]
+    penl = inst.c[C_PENL] * (excess + bad * inst.c[C_MEANDEM])
+    pen = penl + inst.c[C_PENT] * (late + overtime + 0.0)
+    sol.work[W_PEN] = pen
+    sol.work[W_PENL] = penl
+    return cost + pen
 
 
 @njit(cache=True, _nrt=False)
@@ -447,6 +643,8 @@ def eval_segs(inst: Inst, sol: Sol, k0: int, nseg: int, v: int) -> float:
     """Penalised cost of truck ``v`` driving pieces ``segs[k0:k0+nseg]``."""
     if inst.c[C_FAST] > 0.0:
         return _eval_fast(inst, sol, k0, nseg, v)
+    if inst.c[C_TWFAST] > 0.0:
+        return _eval_tw(inst, sol, np.int64(k0), np.int64(nseg), np.int64(v))
     cost, _ = walk(inst, sol, np.int64(k0), np.int64(nseg), np.int64(v), sol.bufs[0, :0])
     return cost
 
@@ -467,6 +665,8 @@ def refresh_route(inst: Inst, sol: Sol, r: int) -> None:
         sol.stop_i[I_POS, u] = p
         sol.stop_i[I_ROUTE, u] = r
         prev = nd + u
+    if inst.c[C_TWFAST] > 0.0:
+        _tw_segments(inst, sol, r)
     set_seg(sol.segs, 0, r, 0, sol.route_i[R_LEN, r] - 1, 0)
     sol.rcost[r] = eval_segs(inst, sol, np.int64(0), np.int64(1), r)
     sol.rpen[0, r] = sol.work[W_PENL]

@@ -156,7 +156,7 @@ def ils_chunk(
         c0 = int(sol.misc[1])
         k = min_remove + rand_int(sol.misc, max_remove - min_remove + 1)
         n = ruin(inst, sol, k, max_string, elim, removed)
-        recreate(inst, sol, removed, n, blink)
+        recreate(inst, sol, removed, n, blink, True)
         local_search(inst, sol, order, True)
         bad_l, bad_t = infeasibility(inst, sol)
         costs[2] += 0.0 if bad_l else 1.0

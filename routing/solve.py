@@ -107,6 +107,21 @@ def neighbours(data: ProblemData, k: int) -> np.ndarray:
     return np.ascontiguousarray(idx[rows, order]).astype(np.int64)
 
 
+def _tw_fast(data: ProblemData) -> bool:
+    """True when moves can be priced from time-window segments (``evaluate._eval_tw``):
+    one capacity, no disposal sites, release dates, breaks or compatibility, one speed;
+    not for what the plain-CVRP prefix sums already price (``C_FAST``)."""
+    return (
+        not (data.is_plain_cvrp and np.array_equal(data.distance, data.distance.T))
+        and data.num_disposal == 0
+        and data.num_streams == 1
+        and not (data.resolved("release_s") > 0).any()
+        and bool(data.resolved("allowed").all())
+        and not (data.resolved("break_s") > 0).any()
+        and bool(np.all(data.duration_scale == data.duration_scale[0]))
+    ) if data.num_vehicles else False
+
+
 def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     nd = data.num_depots
     dist = np.ascontiguousarray(data.distance, dtype=np.float64)
@@ -134,7 +149,7 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
         data.unload_s, data.resolved("disposal_tw_early_s"), data.resolved("disposal_tw_late_s"),
         data.disposal_accepts.astype(np.float64),
     ]).reshape(data.num_disposal, 3 + data.num_streams)
-    c = np.zeros(11)
+    c = np.zeros(12)
     c[ev.C_ND] = nd
     c[ev.C_FAST] = 1.0 if (data.is_plain_cvrp and symmetric) else 0.0
     # construction weights; the search starts lower and adapts (see solve)
@@ -147,6 +162,7 @@ def _compile_inst(data: ProblemData, params: RoutingParams) -> Inst:
     c[ev.C_MEANDEM] = mean_dem
     c[ev.C_HASREL] = 1.0 if (data.resolved("release_s") > 0).any() else 0.0
     c[ev.C_HASALLOW] = 0.0 if allowed.all() else 1.0
+    c[ev.C_TWFAST] = 1.0 if _tw_fast(data) else 0.0  # never with C_FAST
     return Inst(
         dist=dist,
         dur=np.ascontiguousarray(data.duration_s, dtype=np.float64),
@@ -172,7 +188,7 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
         seq=np.zeros((r + 1, n), dtype=np.int64),
         stop_i=stop_i,
         route_i=np.zeros((2, r + 1), dtype=np.int64),
-        pref=np.zeros((2, r + 1, n)),
+        pref=np.zeros((ev.NUM_PREF_TW if _tw_fast(data) else 2, r + 1, n)),
         rcost=np.zeros(r + 1),
         rpen=np.zeros((2, r + 1)),
         segs=np.zeros((10, 4), dtype=np.int64),
