@@ -118,15 +118,17 @@ def bin_readings(
         if not spans:
             continue
         # a reading without a fill is left out, unless its sensor answered BLIND_ZONE: the
-        # waste is at the sensor, the bin at least full
-        # (its sensor-error flag then does not make it distrusted)
-        rows = [v for v in s["values"] if v[1] is not None or _blind(v[3])]
+        # waste is at the sensor, the bin at least full, and its sensor-error flag does not
+        # make it distrusted
+        rows = [v for v in s["values"]
+                if v[1] is not None or SensorError.BLIND_ZONE in storage.stored_errors(v[3])]
         if not rows:
             continue
         t_ms = np.array([int(v[0]) for v in rows], dtype=np.int64)
-        f = np.array([float(v[1]) if v[1] is not None else BLIND_ZONE_FILL_PCT for v in rows])
-        flags = np.array([int(v[2] or 0) & ~int(Flag.SENSOR_ERROR) if v[1] is None
-                          else int(v[2] or 0) for v in rows], dtype=np.int64)
+        blind = np.array([v[1] is None for v in rows], dtype=bool)
+        f = np.array([BLIND_ZONE_FILL_PCT if v[1] is None else float(v[1]) for v in rows])
+        flags = np.array([int(v[2] or 0) for v in rows], dtype=np.int64)
+        flags[blind] &= ~int(Flag.SENSOR_ERROR)
         for b, lo, hi in spans:
             sel = (t_ms >= lo) & (t_ms < hi)
             bi.append(np.full(int(sel.sum()), b, dtype=np.int64))
@@ -137,11 +139,6 @@ def bin_readings(
         empty = np.zeros(0)
         return empty.astype(np.int64), empty, empty, empty.astype(bool)
     return np.concatenate(bi), np.concatenate(ts), np.concatenate(fill), np.concatenate(bad)
-
-
-def _blind(err: object) -> bool:
-    """Whether a stored ``err`` field ("2" or "1,2") holds SensorError.BLIND_ZONE."""
-    return isinstance(err, str) and str(int(SensorError.BLIND_ZONE)) in err.split(",")
 
 
 def forecast_bins(

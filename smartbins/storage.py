@@ -94,14 +94,18 @@ def reading_from_stored(device: str, time_ms: int, values: Mapping[str, Any]) ->
         v = values.get(spec.key)
         if v is not None:
             kwargs[spec.attr] = int(v) if spec.kind == "int" else float(v)
-    err = values.get("err")
     return Reading(
         device=device,
         ts_ms=time_ms,
         fw=values["fw"],
-        errors=tuple(int(c) for c in err.split(",")) if err else (),
+        errors=stored_errors(values.get("err")),
         **kwargs,
     )
+
+
+def stored_errors(err: str | None) -> tuple[int, ...]:
+    """The sensor error codes of a stored ``err`` field ("2", "1,2"; None: none)."""
+    return tuple(int(c) for c in err.split(",")) if err else ()
 
 
 def deadletter_point(dl: DeadLetter) -> Point:
