@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = parser.add_argument_group("Planning")
     r.add_argument("--route-seconds", type=float, default=1.0,
                    help="Routing time per day and policy [s]. Default: 1.")
+    r.add_argument("--route-iterations", type=int, default=0,
+                   help="Router iterations per day and policy instead of a time limit: the "
+                   "same plans on any machine and under any load. Default: 0 (use "
+                   "--route-seconds).")
     r.add_argument("--jobs", type=int, default=1,
                    help="Seeds run in parallel processes. Default: 1.")
     r.add_argument("--select", type=Path,
@@ -72,15 +76,19 @@ def run(args: argparse.Namespace) -> int:
         select = SelectParams.from_file(args.select) if args.select else SelectParams()
         fparams = ForecastParams.from_file(args.forecast) if args.forecast else ForecastParams()
         cfg = LoopConfig(bins=args.bins, weeks=args.weeks, warmup_days=args.warmup_days,
-                         route_s=args.route_seconds, select=select, forecast=fparams)
+                         route_s=args.route_seconds, route_iterations=args.route_iterations,
+                         select=select, forecast=fparams)
     except (ValueError, OSError) as e:
         raise SmartbinsError(str(e)) from None
-    if cfg.bins < 1 or cfg.weeks < 1 or cfg.warmup_days < 7:
-        raise SmartbinsError("--bins and --weeks must be >= 1 and --warmup-days >= 7")
+    if cfg.bins < 1 or cfg.weeks < 1 or cfg.warmup_days < 7 or cfg.route_iterations < 0:
+        raise SmartbinsError("--bins and --weeks must be >= 1, --warmup-days >= 7 and "
+                             "--route-iterations >= 0")
     results = evaluate(cfg, seeds, policies, ProgressBar("evaluating"), jobs=max(1, args.jobs))
     command = (f"smartbins evaluate --bins {cfg.bins} --weeks {cfg.weeks} --warmup-days "
                f"{cfg.warmup_days} --seeds {','.join(map(str, seeds))} --policies "
-               f"{','.join(policies)} --route-seconds {cfg.route_s:g} --jobs {args.jobs}"
+               f"{','.join(policies)} "
+               + (f"--route-iterations {cfg.route_iterations}" if cfg.route_iterations
+                  else f"--route-seconds {cfg.route_s:g}") + f" --jobs {args.jobs}"
                + (f" --select {shlex.quote(str(args.select))}" if args.select else "")
                + (f" --forecast {shlex.quote(str(args.forecast))}" if args.forecast else ""))
     text = report(results, cfg, args.out, command=command)

@@ -149,3 +149,15 @@ def test_an_overfull_bin_reads_blind_zone_as_at_least_full():
     over, half = sensors.fill[:, ::2], sensors.fill[:, 1::2]
     assert np.mean(over == BLIND_ZONE_FILL_PCT) > 0.9  # all but the odd fault
     assert not np.any(half == BLIND_ZONE_FILL_PCT) and np.mean(np.isfinite(half)) > 0.9
+
+
+def test_evaluate_cli_routes_by_a_fixed_number_of_iterations(tmp_path, capsys):
+    from smartbins.cli import main
+
+    args = ["evaluate", "--bins", "25", "--weeks", "1", "--warmup-days", "7", "--seeds", "1",
+            "--policies", "rule80", "--out", str(tmp_path)]
+    assert main([*args, "--route-iterations", "-1"]) == 1
+    assert "--route-iterations >= 0" in capsys.readouterr().err
+    assert main([*args, "--route-iterations", "5"]) == 0
+    text = (tmp_path / "evaluate.md").read_text()
+    assert "5 iterations per day" in text and "--route-iterations 5" in text
