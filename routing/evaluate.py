@@ -561,6 +561,13 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                     # the next stop does not fit: unload at the best site (the rule of
                     # thumb; the local search may place unloads earlier)
                     p = _best_site(inst, work, nstream, prev, loc)
+            if need and p >= 0 and reloads + 1 >= vt[v, V_MAXREL]:
+                # the day's trips are used up (this unload and the final one would be one
+                # too many): the truck goes on loaded and the load over its compartment is
+                # priced as overload, so the penalty shrinks with every unit moved off the
+                # truck (as PyVRP's excess load per trip) instead of a flat price per extra
+                # trip that no single move towards feasibility lowers
+                need = False
             if need and p >= 0:
                 dd, t, brk_taken, brk_warp, lt = _unload(inst, work, nstream, v, p, prev, t,
                                                          brk_taken, brk_warp)

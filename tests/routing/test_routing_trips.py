@@ -1,15 +1,23 @@
-"""Whole trips as route elements, on the compiled local search directly: a trip (the
-stops between two unloads) can move to another place in its truck's day or trade places
-with a trip of another truck in one move, with its unload. On Kim's 102-stop instance
-this is what takes a small trip from the start of one truck's day to the end of the
-other's (PyVRP's plan); stop by stop the search has to pass through worse plans.
-Reaches past the public API (routing.solve's compile step)."""
+"""Trips on the compiled kernels directly (reaches past the public API: routing.solve's
+compile step).
+
+* Whole trips as route elements: a trip (the stops between two unloads) can move to
+  another place in its truck's day or trade places with a trip of another truck in one
+  move, with its unload. On Kim's 102-stop instance this is what takes a small trip from
+  the start of one truck's day to the end of the other's (PyVRP's plan); stop by stop
+  the search has to pass through worse plans.
+* A day with a fixed number of trips (``max_reloads``, counting the final unload): once
+  the trips are used up the truck goes on loaded, and what it carries over its
+  compartment is priced as overload. Each unit moved off the truck then lowers the
+  penalty, which is the gradient a search needs to pack trips to the last unit (Kim's
+  444-stop instance: ten trucks must fill twenty trips to 99.8 %)."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import pytest
 
 import routing.solve as solve_module
 from routing import evaluate as ev
@@ -86,3 +94,49 @@ def test_trip_moves_reach_the_best_arrangement_and_the_checker_agrees():
     assert abs(cost - best) < 1e-6
     site = data.num_depots + data.num_stops
     assert [vis.count(site) for _, vis in plan] == [2, 2]  # two full trips per truck
+
+
+def _two_trip_truck(demands: list[float]):
+    """Stops 100 m apart east of the depot, a site at the depot, capacity 10, two trips."""
+    m = Model()
+    m.add_depot(0, 0)
+    for k, d in enumerate(demands):
+        m.add_stop(100 * (k + 1), 0, demand=d)
+    m.add_disposal_site(0, 0, accepts=[0], unload_s=60)
+    m.add_vehicle_type(num=1, capacity=10, max_reloads=2)
+    data = m.data()
+    inst = solve_module._compile_inst(data, RoutingParams())
+    sol = solve_module._new_sol(data, 1)
+    sol.seq[0, : len(demands)] = np.arange(len(demands))
+    sol.route_i[ev.R_LEN, 0] = len(demands)
+    ev.refresh_route(inst, sol, 0)
+    return data, inst, sol
+
+
+def _visits(inst, sol) -> list[int]:
+    ev.set_seg(sol.segs, 0, 0, 0, sol.route_i[ev.R_LEN, 0] - 1, 0)
+    out = np.zeros(64, dtype=np.int64)
+    _, n = ev.walk(inst, sol, np.int64(0), np.int64(1), np.int64(0), out)
+    return [int(x) for x in out[:n]]
+
+
+@pytest.mark.parametrize(("demands", "over"), [([6, 6, 6], 2.0), ([6, 6, 7], 3.0),
+                                                ([6, 6, 6, 6], 8.0)])
+def test_a_third_trip_is_not_driven_and_the_load_over_two_is_overload(demands, over):
+    data, inst, sol = _two_trip_truck(demands)
+    # the day's load over what two trips can carry, priced per unit as overload
+    assert sol.rpen[0, 0] == pytest.approx(inst.c[ev.C_PENL] * over)
+    assert sol.rpen[1, 0] == 0.0  # not a time penalty for an extra trip
+    visits = _visits(inst, sol)
+    site = data.num_depots + data.num_stops
+    assert visits.count(site) == 2  # one unload between the trips, the day's last one
+    violations, _, _ = check_routes(data, [(0, visits)])
+    assert any("> capacity" in v for v in violations)
+    assert not any("max_reloads" in v for v in violations)
+
+
+def test_what_fits_in_two_trips_is_feasible():
+    data, inst, sol = _two_trip_truck([6, 4, 6, 4])
+    assert sol.rpen[0, 0] == 0.0 and sol.rpen[1, 0] == 0.0
+    violations, _, _ = check_routes(data, [(0, _visits(inst, sol))])
+    assert violations == []
