@@ -33,6 +33,7 @@ from routing.evaluate import (
     S_PRIZE,
     S_REQ,
     V_END,
+    V_MAXREL,
     V_START,
     B,
     Inst,
@@ -635,14 +636,22 @@ def _save_unloads(sol: Sol, saved: np.ndarray) -> None:
 
 @njit(cache=True, _nrt=False)
 def trip_moves(inst: Inst, sol: Sol, starts: np.ndarray, saved: np.ndarray) -> int:
-    """Whole trips as route elements (one stream, disposal sites): reorder a route's
-    trips, exchange trips between two routes or move one into another route's day, until
-    no such move improves. Moving a trip changes where its truck unloads in one step
-    (e.g. a small trip from the start of the day to its end), which the moves on stops
-    and single unloads reach only through worse plans. Routes that do not change keep
-    their placed unloads as they were; the changed ones keep only those that matter.
-    Returns moves applied."""
+    """Whole trips as route elements (one stream, disposal sites, a truck whose trips are
+    capped by ``max_reloads``): reorder a route's trips, exchange trips between two routes
+    or move one into another route's day, until no such move improves. Moving a trip
+    changes where its truck unloads in one step (e.g. a small trip from the start of the
+    day to its end), which the moves on stops and single unloads reach only through worse
+    plans. Routes that do not change keep their placed unloads as they were; the changed
+    ones keep only those that matter. Returns moves applied."""
     if inst.pt.shape[0] == 0 or int(inst.c[C_NSTREAM]) != 1:
+        return 0
+    # only when some truck's trips are capped: with unlimited reloads (mtvrptwr, the
+    # city, the planning service) they cost iterations and gained nothing measured
+    # (shared mtvrptwr at 60 s: 0.99 / 0.88 / 2.83 % against 0.46 / 0.71 / 1.60 % before)
+    capped = False
+    for v in range(inst.vt.shape[0]):
+        capped = capped or inst.vt[v, V_MAXREL] < inst.st.shape[0]
+    if not capped:
         return 0
     nroutes = sol.rcost.shape[0] - 1
     _save_unloads(sol, saved)
