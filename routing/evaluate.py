@@ -93,7 +93,10 @@ time-window segments used (see ``_eval_tw``)"""
 
 # integer state per stop (rows of Sol.stop_i) and per route (rows of Sol.route_i)
 I_ROUTE, I_POS, I_PROMISING, I_SEEN, I_UNLOAD = 0, 1, 2, 3, 4
-R_LEN, R_MODIFIED = 0, 1
+R_LEN, R_MODIFIED, R_TRIPS, R_VERSION = 0, 1, 2, 3
+"""route rows: length, counter value of the last change by a move, counter value when its
+trips were last tried against every other route with nothing found (-1: not since its
+last refresh), counter value of its last refresh"""
 # rows of Sol.pref with time-window segments (when C_TWFAST): 5 fields per kind
 P_SEG = 2
 K_PRE, K_SUF, K_RPRE, K_RSUF = 0, 5, 10, 15
@@ -125,7 +128,8 @@ class Sol(NamedTuple):
     stop_i: np.ndarray  # (5, N) route (-1 = unrouted), position, promising (1 = re-examine),
     # counter value when an unrouted optional stop was last offered to the routes,
     # disposal site the truck unloads at just before this stop (-1 = none: only if full)
-    route_i: np.ndarray  # (2, R+1) length, counter value of last change
+    route_i: np.ndarray  # (4, R+1) length, counter value of last change, of the last
+    # check of its trips (see local_search.trip_moves), of its last refresh
     pref: np.ndarray  # (2, R+1, N) prefix distance and prefix load; (22, R+1, N) with the
     # time-window segments of each route's prefixes and suffixes (C_TWFAST)
     rcost: np.ndarray  # (R+1,) penalised route cost
@@ -557,6 +561,13 @@ def walk(inst: Inst, sol: Sol, k0: int, nseg: int, v: int, out: np.ndarray) -> t
                     # the next stop does not fit: unload at the best site (the rule of
                     # thumb; the local search may place unloads earlier)
                     p = _best_site(inst, work, nstream, prev, loc)
+            if need and p >= 0 and reloads + 1 >= vt[v, V_MAXREL]:
+                # the day's trips are used up (this unload and the final one would be one
+                # too many): the truck goes on loaded and the load over its compartment is
+                # priced as overload, so the penalty shrinks with every unit moved off the
+                # truck (as PyVRP's excess load per trip) instead of a flat price per extra
+                # trip that no single move towards feasibility lowers
+                need = False
             if need and p >= 0:
                 dd, t, brk_taken, brk_warp, lt = _unload(inst, work, nstream, v, p, prev, t,
                                                          brk_taken, brk_warp)
@@ -671,6 +682,9 @@ def refresh_route(inst: Inst, sol: Sol, r: int) -> None:
     sol.rcost[r] = eval_segs(inst, sol, np.int64(0), np.int64(1), r)
     sol.rpen[0, r] = sol.work[W_PENL]
     sol.rpen[1, r] = sol.work[W_PEN] - sol.work[W_PENL]
+    sol.misc[1] += np.uint64(1)
+    sol.route_i[R_VERSION, r] = int(sol.misc[1])
+    sol.route_i[R_TRIPS, r] = -1
 
 
 @njit(cache=True, _nrt=False)

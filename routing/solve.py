@@ -187,7 +187,7 @@ def _new_sol(data: ProblemData, seed: int) -> Sol:
     return Sol(
         seq=np.zeros((r + 1, n), dtype=np.int64),
         stop_i=stop_i,
-        route_i=np.zeros((2, r + 1), dtype=np.int64),
+        route_i=np.zeros((4, r + 1), dtype=np.int64),
         pref=np.zeros((ev.NUM_PREF_TW if _tw_fast(data) else 2, r + 1, n)),
         rcost=np.zeros(r + 1),
         rpen=np.zeros((2, r + 1)),
