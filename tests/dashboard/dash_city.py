@@ -125,7 +125,7 @@ def build(
     from backend.planning import PlanRequest, plan
     from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
-    from simulator.world import WorldOptions, start_for
+    from simulator.world import WorldOptions
     from smartbins.settings import to_toml
 
     workdir = temp_workdir("dashboard")
@@ -143,12 +143,18 @@ def build(
         os.close(fd)
 
         reg = Registry(city.registry_path)
-        # the city's last readings are from the last hour: devices are online, as in service
-        options = WorldOptions(seed=seed, start_s=start_for(days, time.time() + 86_400), days=days)
+        # the city's last readings are from the last hour: devices are online, as in service.
+        # The run starts at midnight UTC ``days`` days ago, so tomorrow's plan sees the same
+        # fill whatever the hour the test runs at (simulating ``days`` days up to now, a run
+        # at 17 UTC planned a day with 10 hours' less waste than one at 07 UTC)
+        now_h = int(time.time() // 3600 * 3600)
+        start_s = int(now_h // 86_400 * 86_400 - days * 86_400) // 3600 * 3600
+        sim_days = (now_h - start_s) / 86_400
+        options = WorldOptions(seed=seed, start_s=start_s, days=sim_days)
         world = build_world(n_bins, options, workdir / "truth.sqlite", reg)
         _, store = run_fast(world, wire=True)
         world.truth.close()
-        step(f"simulated {n_bins} bins for {days:g} days")
+        step(f"simulated {n_bins} bins for {sim_days:.2f} days")
         lines = [
             storage.to_line(storage.reading_point(r))
             for per_device in store.stored.values()
