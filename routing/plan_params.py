@@ -127,11 +127,14 @@ class SelectParams(_Loadable):
 
     max_risk: a bin whose probability of overflowing before the next opportunity exceeds
         this is a required stop [-]. The knob between overflows and kilometres: the default
-        was chosen in the closed loop so that the plan overflows less than a fixed schedule
-        calibrated to municipal fill figures (docs/forecast.md), not on real data.
+        goes with trips (a trip's next opportunity is its look-ahead away) and was chosen in
+        the closed loop, with ``candidate_min_pct``, so that the plan overflows less than a
+        fixed schedule calibrated to municipal fill figures (docs/forecast.md), not on real
+        data. Without trips (every stream out every working day) about 0.15.
     overflow_pct: the level counted as overflowing [%].
     candidate_min_pct: a bin expected at least this full at today's service is offered to the
-        router as an optional stop [%].
+        router as an optional stop [%]. Lower offers more bins on the way (fewer overflows,
+        more emptyings); in the closed loop 75 gave the fewest km per tonne at 2,000 bins.
     prize_scale: prize of an optional stop, as a multiple of the typical cost of reaching a
         stop among its neighbours, for a bin expected full; it falls with the square of the
         expected fill [-].
@@ -150,9 +153,9 @@ class SelectParams(_Loadable):
     lookahead_options: the look-aheads a stream may get [working days].
     """
 
-    max_risk: float = 0.5
+    max_risk: float = 0.95
     overflow_pct: float = 100.0
-    candidate_min_pct: float = 80.0
+    candidate_min_pct: float = 75.0
     prize_scale: float = 1.0
     risk_prize: float = 1.0
     service_s_base: float = 60.0
@@ -181,12 +184,12 @@ class SelectParams(_Loadable):
                 f"lookahead_loss_pct must be >= 0, got {self.lookahead_loss_pct}; try 35"
             )
         if not 0.0 < self.max_risk < 1.0:
-            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.5")
+            raise ValueError(f"max_risk must be in (0, 1), got {self.max_risk}; try 0.95")
         _positive("overflow_pct", self.overflow_pct, "100 means the bin is full")
         if not 0.0 <= self.candidate_min_pct <= self.overflow_pct:
             raise ValueError(
                 f"candidate_min_pct must be in [0, overflow_pct], got {self.candidate_min_pct}; "
-                f"try 80"
+                f"try 75"
             )
         for name in ("prize_scale", "risk_prize", "service_s_base", "service_s_per_m3"):
             if not getattr(self, name) >= 0:

@@ -69,7 +69,7 @@ def test_select_params_validation(tmp_path):
     assert SelectParams.from_dict({}) == SelectParams()
     with pytest.raises(ValueError, match="unknown key 'risk'"):
         SelectParams.from_dict({"risk": 0.1})
-    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.5"):
+    with pytest.raises(ValueError, match=r"max_risk must be in \(0, 1\), got 2.0; try 0.95"):
         SelectParams(max_risk=2.0)
     path = tmp_path / "s.toml"
     path.write_text("max_risk = true\n")
@@ -161,11 +161,13 @@ def test_lookahead_gathers_enough_stops_without_emptying_too_early():
     rate = np.r_[np.full(40, 10.0), np.full(5, 4.0), np.full(5, np.nan)]
     stream = np.repeat([0, 1, 2], [40, 5, 5])
     group = np.array([0, 1, 1])
-    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=35, lookahead_options=(1, 2, 3, 5))
+    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=35, lookahead_options=(1, 2, 3, 5),
+                     candidate_min_pct=80)
     # stream 0: 2 days give 14 stops; stream 1: 14 / 0.35 = 40 days wanted, but a median bin
     # may fill at most 35 %: 5 days (28 %); stream 2 has no rate: the shortest
     assert lookahead_days(rate, stream, group, p).tolist() == [2, 5, 1]
-    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=20, lookahead_options=(1, 2, 3, 5))
+    p = SelectParams(trip_min_stops=14, lookahead_loss_pct=20, lookahead_options=(1, 2, 3, 5),
+                     candidate_min_pct=80)
     assert lookahead_days(rate, stream, group, p).tolist() == [1, 3, 1]
     assert lookahead_days(rate, stream, group, SelectParams(trip_min_stops=0)).tolist() \
         == [1, 1, 1]
