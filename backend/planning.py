@@ -62,7 +62,7 @@ class PlanRequest:
     seed: int = 1
     forecast: ForecastParams = field(default_factory=ForecastParams)
     #: The daily plan takes every bin whose risk before the next working day is over 0.15:
-    #: the closed loop's 0.5 goes with trips (a stream out every few days), which this
+    #: the closed loop's 0.95 goes with trips (a stream out every few days), which this
     #: service does not make yet.
     select: SelectParams = field(default_factory=lambda: SelectParams(max_risk=0.15))
     speed_kmh: float = 20.0
