@@ -6,13 +6,18 @@ registry and each bin's fill readings from InfluxDB, builds the arrays, and call
 ``routing.forecast`` (every bin's level, band and overflow probability) and ``routing.plan``
 (``plan_day``: required bins by overflow risk, bins on the way as optional stops with prizes,
 one prize-collecting routing with capacity per compartment, disposal trips and shifts). The
-result is the plan document the dashboard and the drivers' route sheets read
-(``docs/dashboard.md``, "The plan document"), with the risk the plan accepts for every bin it
-leaves out. ``smartbins plan`` and the API's ``POST .../plans/generate`` both call :func:`plan`.
+policy is the one the closed loop proves (``smartbins evaluate``, docs/forecast.md), trips
+included (``routing.select``): streams that share trucks go out only on a day when one of
+their bins would otherwise overflow before the next working day, and such a trip takes what
+would be at risk before its look-ahead. The result is the plan document the dashboard and
+the drivers' route sheets read (``docs/dashboard.md``, "The plan document"), with the risk the
+plan accepts for every bin it leaves out. ``smartbins plan`` and the API's
+``POST .../plans/generate`` both call :func:`plan`.
 
 Times: a plan's date is a local (Europe/Copenhagen) date; shifts start at each truck's
-``shift_start_s`` after local midnight; the next opportunities are the next two working days
-(Monday to Friday).
+``shift_start_s`` after local midnight; opportunities are the ends of the shifts of working
+days (Monday to Friday): the next one for a stream without a trip today, its look-ahead away
+for a stream on a trip.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +35,7 @@ import numpy as np
 from routing.forecast import BinForecast, Forecaster
 from routing.plan import DayBins, DayPlan, Fleet, plan_day
 from routing.plan_params import ForecastParams, SelectParams
+from routing.select import lookahead_days, opportunities, stream_groups
 from routing.stop import MaxIterations, MaxRuntime
 from smartbins import assets, storage
 from smartbins.protocol import BLIND_ZONE_FILL_PCT, Flag, SensorError
@@ -61,10 +67,7 @@ class PlanRequest:
     iterations: int = 0
     seed: int = 1
     forecast: ForecastParams = field(default_factory=ForecastParams)
-    #: The daily plan takes every bin whose risk before the next working day is over 0.15:
-    #: the closed loop's 0.95 goes with trips (a stream out every few days), which this
-    #: service does not make yet.
-    select: SelectParams = field(default_factory=lambda: SelectParams(max_risk=0.15))
+    select: SelectParams = field(default_factory=SelectParams)
     speed_kmh: float = 20.0
 
 
@@ -245,23 +248,24 @@ def plan(
     routable = np.array([b.stream in streams for b in bins])
     usable = np.flatnonzero(known & routable)
     mid = shift0 + float(np.median(fl.fleet.shift_s)) / 2
-    nxt, after = (local_midnight_s(d) + fl.shift_start_s + float(np.median(fl.fleet.shift_s))
-                  for d in next_workdays(req.date))
     level = fc.expected_level_pct(mid)
     lo, hi = fc.level_band_pct(mid)
-    p_next = fc.overflow_probability(nxt)
-    p_after = fc.overflow_probability(after)
     s_idx = {s: i for i, s in enumerate(streams)}
+    stream = np.array([s_idx.get(b.stream, -1) for b in bins], dtype=np.int64)
+    op = _opportunities(req, fl, fc, stream, usable)
+    p_next = fc.overflow_probability(op.next_s)
+    p_after = fc.overflow_probability(op.after_s)
     day = DayBins(
         lonlat=np.array([[bins[i].lon, bins[i].lat] for i in usable]).reshape(len(usable), 2),
-        stream=np.array([s_idx[bins[i].stream] for i in usable], dtype=np.int64),
+        stream=stream[usable],
         volume_l=np.array([bins[i].volume_l for i in usable], dtype=float),
         level_at_service_pct=level[usable],
         p_overflow_next=p_next[usable],
         p_overflow_after=p_after[usable],
     )
     stop = MaxIterations(req.iterations) if req.iterations > 0 else MaxRuntime(req.time_limit_s)
-    dp = plan_day(day, fl.fleet, stop, req.select, seed=req.seed) if len(usable) else None
+    dp = (plan_day(day, fl.fleet, stop, req.select, seed=req.seed, available=op.trip[usable])
+          if len(usable) else None)
 
     doc: dict[str, Any] = {
         "municipality_id": req.municipality_id,
@@ -272,6 +276,13 @@ def plan(
         "trucks": [],
         "skipped": [],
         "violations": [],
+        "max_risk": req.select.max_risk,
+        "trips": {
+            name: {"trip": bool(op.stream_trip[k]), "lookahead_days": int(op.stream_look[k]),
+                   "next_opportunity": op.workdays[int(op.stream_look[k] if op.stream_trip[k]
+                                                       else 1) - 1]}
+            for k, name in enumerate(streams)
+        },
         "forecast": {
             b.id: {
                 "fill_pct": round(float(level[i]), 1),
@@ -294,12 +305,52 @@ def plan(
             reason, risk = "no readings to forecast from", 1.0
         elif not routable[i]:
             reason, risk = "no truck carries its stream", float(p_next[i])
+        elif not op.trip[i]:
+            reason, risk = (f"no {b.stream} trip today: none of its bins is due before "
+                            f"{op.workdays[0]}"), float(p_next[i])
         else:
-            reason, risk = "not needed before the next opportunity", float(p_next[i])
+            reason, risk = (f"not needed before the next opportunity "
+                            f"({op.workdays[int(op.stream_look[stream[i]]) - 1]})"),\
+                float(p_next[i])
         doc["skipped"].append(_skip(reg, b, level[i] if known[i] else None, risk, reason))
     doc["skipped"].sort(key=lambda s: (-s["overflow_probability"], s["bin_id"]))
     doc["source"] += f", planned in {time.perf_counter() - t0:.1f} s"
     return doc
+
+
+@dataclass(frozen=True)
+class _Opportunities:
+    workdays: list[str]  #: the working days after the plan's date
+    trip: np.ndarray  #: (B,) the bin's stream goes out today
+    next_s: np.ndarray  #: (B,) end of the shift of its next opportunity [s UTC]
+    after_s: np.ndarray  #: (B,) and of the one after
+    stream_trip: np.ndarray  #: (S,) the stream goes out today
+    stream_look: np.ndarray  #: (S,) its look-ahead [working days]
+
+
+def _opportunities(req: PlanRequest, fl: _Fleet, fc: BinForecast, stream: np.ndarray,
+                   usable: np.ndarray) -> _Opportunities:
+    """Which streams make a trip today and every bin's next two opportunities
+    (``routing.select``), as the closed loop does: a stream's look-ahead comes from the rates
+    of its forecast bins, and a group of streams that share trucks goes out when one of its
+    bins would overflow before the next working day with more than ``trip_risk`` probability.
+    Bins not routable today (``stream`` -1, or no forecast) count as on no trip."""
+    n_streams = len(fl.fleet.streams)
+    group = stream_groups(fl.fleet.capacity_l)
+    st = stream[usable]
+    look = lookahead_days(fc.rate_pct_day[usable], st, group, req.select)  # (S,)
+    workdays = next_workdays(req.date, int(2 * look.max(initial=1)))
+    ends = np.array([local_midnight_s(d) + fl.shift_start_s + float(np.median(fl.fleet.shift_s))
+                     for d in workdays])
+    n = len(stream)
+    p_day = fc.overflow_probability(np.full(n, ends[0]))
+    trip_u, k_next, k_after = opportunities(p_day[usable], st, group, look[st], req.select)
+    trip = np.zeros(n, bool)
+    k1, k2 = np.ones(n, np.int64), np.full(n, 2, np.int64)
+    trip[usable], k1[usable], k2[usable] = trip_u, k_next, k_after
+    stream_trip = np.zeros(n_streams, bool)
+    stream_trip[st[trip_u]] = True
+    return _Opportunities(workdays, trip, ends[k1 - 1], ends[k2 - 1], stream_trip, look)
 
 
 def _site(reg: Registry, site_id: str) -> assets.Site:
@@ -373,7 +424,7 @@ def _routes_into(
 
 
 #: A bin the plan leaves out with at least this chance of overflowing before the next
-#: opportunity raises a forecast-overflow alert [-].
+#: opportunity, and more than the plan's ``max_risk``, raises a forecast-overflow alert [-].
 ALERT_RISK = 0.5
 
 
@@ -388,8 +439,11 @@ def raise_forecast_alerts(
 
     t = at_ms if at_ms is not None else now_ms()
     on = assets.current_devices(reg, doc["municipality_id"])
+    # the plan accepts risks up to its max_risk by design; only what it could not take alerts
+    floor = doc.get("max_risk") or 0.0
     risky = {s["bin_id"]: s for s in doc["skipped"]
-             if s["overflow_probability"] >= ALERT_RISK and s["expected_fill_pct"] is not None}
+             if s["overflow_probability"] >= ALERT_RISK and s["overflow_probability"] > floor
+             and s["expected_fill_pct"] is not None}
     opened: list[int] = []
     for bin_id, (device, _) in sorted(on.items()):
         if doc.get("stream") and reg.bin(bin_id).stream != doc["stream"]:
@@ -415,13 +469,32 @@ def plan_and_store(
     *,
     now_s: int | None = None,
     channels: tuple[str, ...] = (),
+    next_collection: bool = False,
 ) -> dict[str, Any]:
     """Make the plan and store it (one per municipality, date and stream), replacing an
     earlier one for the same day: the dashboard and the route sheets read the stored one.
     Raises the forecast-overflow alerts the plan calls for (delivered on ``channels`` by the
-    alert engine)."""
+    alert engine). ``next_collection``: plan the first day from ``req.date`` on that sends a
+    truck out (:func:`next_collection_days`); every day planned is stored, the last returned."""
     from backend import plan_store
 
-    doc = plan_store.save(reg, plan(reg, query, req, now_s=now_s))
+    days = next_collection_days(req.date) if next_collection else [req.date]
+    for date in days:
+        doc = plan_store.save(reg, plan(reg, query, replace(req, date=date), now_s=now_s))
+        if doc["trucks"]:
+            break
     raise_forecast_alerts(reg, doc, channels)
     return doc
+
+
+#: How far :func:`next_collection_days` looks for a day that sends a truck out [working days].
+NEXT_COLLECTION_DAYS = 10
+
+
+def next_collection_days(date: str) -> list[str]:
+    """The days a search for the next collection from ``date`` plans in turn: ``date``, then
+    the following working days. A stream goes out only on a day when one of its bins is due
+    (trips), so a quiet day has no routes; the plan of such a day says when each stream goes
+    out next, and the search takes the first day that sends a truck."""
+    local_midnight_s(date)  # a PlanningError naming ``date`` when it is not one
+    return [date, *next_workdays(date, NEXT_COLLECTION_DAYS)]

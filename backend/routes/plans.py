@@ -104,6 +104,16 @@ class Skipped(_Strict):
     reason: str = ""
 
 
+class StreamTrip(_Strict):
+    """Whether a stream goes out on the plan's date (the planning service's trips)."""
+
+    trip: bool
+    #: a trip takes what would be at risk before this many working days [d]
+    lookahead_days: Annotated[int, Field(ge=1)]
+    #: the working day of the stream's next collection after this one
+    next_opportunity: DateText
+
+
 class BinForecast(_Strict):
     fill_pct: Pct
     lo_pct: Pct | None = None
@@ -122,6 +132,11 @@ class PlanBody(_Strict):
     trucks: list[TruckRoute]
     skipped: list[Skipped] = []
     forecast: dict[str, BinForecast] = {}
+    #: the risk of overflowing before its next opportunity the plan accepts for a bin it
+    #: leaves out (the planning service's ``max_risk``)
+    max_risk: Annotated[float, Field(gt=0, lt=1)] | None = None
+    #: per stream: whether it goes out today, and its next opportunity
+    trips: dict[str, StreamTrip] = {}
     #: what the routing core's checker found wrong with the routes (empty: feasible)
     violations: list[str] = []
 

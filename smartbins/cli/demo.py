@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     live.add_argument(
         "--serve", action="store_true",
         help="After the run, keep the whole system running: broker, database, gateway, the "
-        "fleet reporting live, the API with the dashboard, the alert engine and a plan for "
-        "tomorrow; prints the dashboard's address and a log-in token. Ctrl-C stops it all.",
+        "fleet reporting live, the API with the dashboard, the alert engine and the next "
+        "collection's plan (tomorrow, or the first working day a truck goes out); prints the "
+        "dashboard's address and a log-in token. Ctrl-C stops it all.",
     )
     live.add_argument(
         "--serve-seconds", type=float, default=None, metavar="S",

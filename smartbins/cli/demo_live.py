@@ -2,7 +2,7 @@
 
 Broker, InfluxDB and gateway stay up; the API (with the dashboard) and the alert engine start as
 their own processes (`smartbins api`, `smartbins alerts`, one config file written here as an
-operator would); a plan for tomorrow is built from the forecaster's outlook of the stored
+operator would); the next collection's plan is built from the forecaster's outlook of the stored
 readings (the planning service, through the API's ``plans/generate``); the same city's fleet keeps
 reporting in real time through the broker (a reading per device every ``LIVE_INTERVAL_S``).
 The dashboard's address and a planner's token are printed; Ctrl-C (or ``--serve-seconds``)
@@ -99,12 +99,14 @@ def _areas(reg: Registry) -> None:
 
 
 def _plan(url: str, token: str) -> dict[str, object]:
-    """Tomorrow's plan by the planning service (forecast, risk-based selection, routing),
-    made and stored through the API, as a planner would."""
+    """The next collection's plan by the planning service (forecast, risk-based selection,
+    routing), made and stored through the API, as a planner would: tomorrow's, or that of the
+    first working day after it that sends a truck out (a stream goes out only when one of its
+    bins is due)."""
     date = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     req = urllib.request.Request(
         f"{url}/api/v1/municipalities/{MUNICIPALITY}/plans/generate",
-        data=json.dumps({"date": date, "time_limit_s": 5}).encode(),
+        data=json.dumps({"date": date, "time_limit_s": 5, "next_collection": True}).encode(),
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -152,7 +154,7 @@ def serve(
         reg.close()
         trucks = plan["trucks"]
         stops = sum(len([s for s in t["stops"] if s["kind"] == "bin"]) for t in trucks)  # type: ignore[attr-defined,union-attr]
-        print(f"  plan        tomorrow ({plan['date']}): {len(trucks)} trucks, "  # type: ignore[arg-type]
+        print(f"  plan        next collection ({plan['date']}): {len(trucks)} trucks, "  # type: ignore[arg-type]
               f"{stops} stops, {len(plan['skipped'])} bins left out with their risk")  # type: ignore[arg-type]
 
         # the same seeded city reporting from now on, in real time

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from smartbins.errors import SmartbinsError
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--date", required=True, help="The day to plan (YYYY-MM-DD, local date).")
     g.add_argument("--stream", help="One stream (e.g. residual, paper+cardboard). Default: all "
                    "streams the trucks carry.")
+    g.add_argument("--next-collection", action="store_true",
+                   help="Plan the first day from --date on that sends a truck out (a stream "
+                   "goes out only on a day when one of its bins is due); every day planned on "
+                   "the way is stored too.")
     s = p.add_argument_group("How")
     s.add_argument("--time-limit", type=float, default=10.0,
                    help="The router's time budget [s]. Default: 10.")
@@ -47,7 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from backend import plan_export
     from backend.app import influx_factory
-    from backend.planning import PlanningError, PlanRequest, plan, plan_and_store
+    from backend.planning import (
+        PlanningError,
+        PlanRequest,
+        next_collection_days,
+        plan,
+        plan_and_store,
+    )
     from backend.settings import load
     from routing.schedule import write_collection_schedule
     from smartbins.registry import Registry
@@ -60,10 +71,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             if args.no_store:
-                doc = plan(reg, client.query, req, now_s=args.now)
+                days = next_collection_days(args.date) if args.next_collection else [args.date]
+                for date in days:
+                    doc = plan(reg, client.query, replace(req, date=date), now_s=args.now)
+                    if doc["trucks"]:
+                        break
             else:
                 doc = plan_and_store(reg, client.query, req, now_s=args.now,
-                                     channels=settings.alerts.channels)
+                                     channels=settings.alerts.channels,
+                                     next_collection=args.next_collection)
         except PlanningError as e:
             raise SmartbinsError(str(e)) from None
     finally:
@@ -79,9 +95,14 @@ def run(args: argparse.Namespace) -> int:
     write_collection_schedule(out / "schedule.csv", plan_export.schedule_rows(doc))
     bins = sum(len(s["bins"]) for t in doc["trucks"] for s in t["stops"] if s["kind"] == "bin")
     km = sum(t["km"] for t in doc["trucks"])
-    print(f"plan {doc.get('id', '(not stored)')}: {bins} bins on {len(doc['trucks'])} trucks, "
-          f"{km:.1f} km; {len(doc['skipped'])} bins left for later (highest accepted risk "
+    print(f"plan {doc.get('id', '(not stored)')} for {doc['date']}: {bins} bins on "
+          f"{len(doc['trucks'])} trucks, {km:.1f} km; {len(doc['skipped'])} bins left for "
+          f"later (highest accepted risk "
           f"{max([s['overflow_probability'] for s in doc['skipped']], default=0):.1%})")
+    for stream, trip in sorted(doc.get("trips", {}).items()):
+        print(f"  {stream}: " + (
+            f"goes out, taking what would overflow before {trip['next_opportunity']}"
+            if trip["trip"] else f"no trip: nothing due before {trip['next_opportunity']}"))
     for t in doc["trucks"]:
         print(f"  {t['truck_id']}: {len(t['stops'])} stops, {t['km']:.1f} km, "
               f"{t['duration_s'] / 3600:.1f} h; route sheet {out / ('route-' + t['truck_id'])}"

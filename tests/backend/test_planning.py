@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from backend import plan_store
-from backend.planning import PlanningError, PlanRequest, plan, plan_and_store
+from backend.planning import (
+    PlanningError,
+    PlanRequest,
+    next_collection_days,
+    next_workdays,
+    plan,
+    plan_and_store,
+)
 from routing.feasibility import check_routes
 from smartbins import assets, storage
 from smartbins import protocol as p
@@ -322,3 +329,78 @@ def test_forecast_overflow_alert_raised_once_and_resolved_when_planned(city: tup
     finally:
         reg.unlink("dev-glass")
         assets.retire_bin(reg, "bin-glass")
+
+
+
+def _add_bins(reg: Registry, client, stream: str, profiles: dict[str, tuple[float, float]]):
+    """Bins of ``stream`` at site-cold with a device each and 14 days of sawtooth readings."""
+    t0 = (NOW_S - DAYS * 86400) * 1000
+    assets.add_bins(reg, M, [assets.NewBin(f"bin-{n}", "site-cold", stream, 660)
+                             for n in profiles])
+    lines = []
+    for n, (level, rate) in profiles.items():
+        reg.add_device(f"dev-{n}", at_ms=t0 - 1)
+        reg.link(f"dev-{n}", f"bin-{n}", at_ms=t0 - 1)
+        lines += [storage.to_line(storage.reading_point(p.Reading(
+            device=f"dev-{n}", seq=h, boot=1, ts_ms=t0 + (h + 1) * HOUR * 1000, fw="1.0.0",
+            interval_s=3600, distance_mm=500, fill_pct=round(fill, 2), battery_mv=3900)))
+            for h, fill in enumerate(_series(level, rate, DAYS * 24))]
+    client.write_lines(lines, precision=storage.PRECISION)
+
+
+def test_a_stream_goes_out_only_when_one_of_its_bins_is_due(city: tuple) -> None:
+    """Trips, as in the closed loop: residual has a bin certain to overflow before Friday, so
+    it goes out and takes what would be at risk before its look-ahead; the glass bins are all
+    far from full, so glass makes no trip today and its bins wait for Friday, each with its
+    risk and the reason. Once a glass bin is due, glass goes out."""
+    reg, client, _ = city
+    if not any(c.stream == "glass" for t in assets.trucks(reg, M) for c in t.compartments):
+        assets.add_truck(reg, M, "truck-glass", "depot", [assets.Compartment("glass", 8_000)])
+        assets.update_disposal_site(reg, "arc", {"streams": ["residual", "glass"]})
+    slow = {"g-low": (20.0, 4.0), "g-mid": (45.0, 5.0)}
+    _add_bins(reg, client, "glass", slow)
+    try:
+        doc = plan(reg, client.query, PlanRequest(M, PLAN_DATE, None, iterations=200),
+                   now_s=NOW_S)
+        assert doc["max_risk"] == 0.95 and doc["violations"] == []
+        res, glass = doc["trips"]["residual"], doc["trips"]["glass"]
+        assert glass == {"trip": False, "lookahead_days": glass["lookahead_days"],
+                         "next_opportunity": "2026-12-04"}  # Friday: the next working day
+        k = res["lookahead_days"]
+        assert res["trip"] and res["next_opportunity"] == next_workdays(PLAN_DATE, k)[-1]
+        planned = {b["bin_id"]: b["stream"] for t in doc["trucks"] for s in t["stops"]
+                   for b in s["bins"]}
+        assert "bin-hot" in planned and "glass" not in planned.values()
+        skipped = {s["bin_id"]: s for s in doc["skipped"]}
+        for n in slow:
+            assert skipped[f"bin-{n}"]["reason"] == (
+                "no glass trip today: none of its bins is due before 2026-12-04")
+            assert skipped[f"bin-{n}"]["overflow_probability"] < 0.01
+        for s in doc["skipped"]:
+            if s["stream"] == "residual":
+                assert s["reason"].endswith(f"({res['next_opportunity']})")
+        # the next collection of glass: planned day by day, each quiet day stored with no
+        # trucks, up to the first working day on which one of its bins is due
+        doc = plan_and_store(reg, client.query, PlanRequest(M, PLAN_DATE, "glass",
+                                                            iterations=100),
+                             now_s=NOW_S, next_collection=True)
+        assert doc["date"] > PLAN_DATE and doc["trucks"] and doc["trips"]["glass"]["trip"]
+        assert "bin-g-mid" in {b["bin_id"] for t in doc["trucks"] for s in t["stops"]
+                               for b in s["bins"]}
+        quiet = [d for d in next_collection_days(PLAN_DATE) if d < doc["date"]]
+        assert quiet[0] == PLAN_DATE and all(d[5:] not in ("12-05", "12-06") for d in quiet)
+        for d in quiet:
+            (q,) = plan_store.for_date(reg, M, d, "glass")
+            assert q["trucks"] == [] and not q["trips"]["glass"]["trip"]
+        # a glass bin certain to overflow before Friday sends glass out, with what is on the way
+        _add_bins(reg, client, "glass", {"g-hot": (96.0, 30.0)})
+        doc = plan(reg, client.query, PlanRequest(M, PLAN_DATE, None, iterations=200),
+                   now_s=NOW_S)
+        assert doc["trips"]["glass"]["trip"]
+        planned = {b["bin_id"] for t in doc["trucks"] for s in t["stops"] for b in s["bins"]}
+        assert "bin-g-hot" in planned and doc["violations"] == []
+    finally:
+        for n in [*slow, "g-hot"]:
+            if any(b.id == f"bin-{n}" for b in assets.bins(reg, M)):
+                reg.unlink(f"dev-{n}")
+                assets.retire_bin(reg, f"bin-{n}")

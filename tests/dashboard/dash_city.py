@@ -1,8 +1,9 @@
 """A simulated city served by the real backend, for the dashboard's browser tests and its load
 benchmark: InfluxDB on a free loopback port, the simulator's seeded city in the registry, its
 fleet's readings (in-process run, every message through the protocol's encoder and decoder)
-written to InfluxDB as the gateway writes them, tokens per role, a plan for tomorrow built by
-the routing core, and the API (`smartbins api`, its own process) on a free loopback port.
+written to InfluxDB as the gateway writes them, tokens per role, the next collection's plan
+built by the planning service, and the API (`smartbins api`, its own process) on a free
+loopback port.
 ``stop()`` ends all of it.
 """
 
@@ -113,7 +114,7 @@ def build(
     also goes through the alert engine's rules (backend.alerts.process_reading), oldest
     first, as the engine would have taken them from the broker. ``cache_refresh_s``: the
     API's latest-state cache (0: none, each request asks InfluxDB). ``log``: told each step's
-    time. ``plan``: build and store tomorrow's plan."""
+    time. ``plan``: build and store the next collection's plan (``City.plan``)."""
     t_step = [time.perf_counter()]
 
     def step(what: str) -> None:
@@ -122,7 +123,7 @@ def build(
             log(f"{what} in {now - t_step[0]:.1f} s")
             t_step[0] = now
 
-    from backend.planning import PlanRequest, plan
+    from backend.planning import PlanRequest, next_collection_days, plan
     from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
     from simulator.world import WorldOptions
@@ -180,13 +181,19 @@ def build(
         for role in ROLES:
             city.tokens[role] = tokens.create(reg, f"test {role}", role, [MUNICIPALITY])[1]
 
-        # tomorrow's plan: the forecaster's outlook for every bin, routed by the core
-        day_plan = None
+        # the next collection's plan: the forecaster's outlook for every bin, routed by the
+        # core, for tomorrow or (a stream goes out only when one of its bins is due) the first
+        # working day after it that sends a truck out; every day planned is stored
+        day_plans = []
         if plan:
-            day_plan = plan(reg, admin.query,
-                            PlanRequest(MUNICIPALITY, tomorrow(), iterations=plan_iterations))
-            day_plan.pop("municipality_id")
-            step(f"tomorrow's plan built ({len(day_plan['trucks'])} routes)")
+            for date in next_collection_days(tomorrow()):
+                day_plans.append(plan(reg, admin.query, PlanRequest(
+                    MUNICIPALITY, date, iterations=plan_iterations)))
+                day_plans[-1].pop("municipality_id")
+                if day_plans[-1]["trucks"]:
+                    break
+            step(f"next collection's plan built ({day_plans[-1]['date']}, "
+                 f"{len(day_plans[-1]['trucks'])} routes)")
         reg.close()
 
         # the API in its own process, as `smartbins api` runs in service
@@ -209,7 +216,7 @@ def build(
         )
         city.base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _healthy(city), 60, message="API /healthz")
-        if day_plan is not None:
+        for day_plan in day_plans:
             city.plan = city.api("POST", f"/api/v1/municipalities/{MUNICIPALITY}/plans",
                                  body=day_plan)  # type: ignore[assignment]
             city.plan_id = city.plan["id"]

@@ -3,6 +3,7 @@ planner, a technician and a viewer see and may do. Each test saves a screenshot 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 
@@ -65,7 +66,7 @@ def test_filters_and_forecast_colouring(page_as, city):
     in_area = sorted(s["bin_id"] for s in state if s["area"] == area)
     assert sorted(page.evaluate("window.smartbinsMap.bins.map(b => b.id)")) == in_area
     page.select_option("#area-filter", "")
-    page.select_option("#colour-mode", "forecast")  # fetches tomorrow's plan
+    page.select_option("#colour-mode", "forecast")  # fetches the next collection's plan
     wait_map(page)
     values = page.evaluate("Object.fromEntries(window.smartbinsMap.bins.map(b => [b.id, b.value]))")
     forecast = city.plan["forecast"]
@@ -108,12 +109,12 @@ def test_clicking_a_bin_opens_its_history(page_as, city, artifacts):
 
 def test_plan_lists_every_truck_with_its_route_and_stops(page_as, city, artifacts):
     page, _ = page_as("planner")
-    open_view(page, city, f"plan/{dash_city.tomorrow()}")
+    open_view(page, city, f"plan/{city.plan['date']}")
     page.wait_for_selector("#plan-trucks", timeout=TIMEOUT)
     rows = page.locator("#plan-trucks tbody tr")
     trucks = city.plan["trucks"]
     # several trucks, so the table is not a one-row special case (the test city starts at
-    # midnight UTC, so tomorrow's plan does not depend on the hour the test runs at)
+    # midnight UTC, so the plan does not depend on the hour the test runs at)
     assert len(trucks) >= 2
     assert rows.count() == len(trucks)
     for i, truck in enumerate(trucks):
@@ -134,6 +135,34 @@ def test_plan_lists_every_truck_with_its_route_and_stops(page_as, city, artifact
         assert first["address"] in text
         # the page rounds halves up (toLocaleString), Python's round() to even
         assert f"{math.floor(first['bins'][0]['expected_fill_pct'] + 0.5)} %" in text
+
+
+def test_plan_view_opens_on_the_next_collection_and_explains_a_quiet_day(page_as, city):
+    """Without a date the plan view shows the next collection (tomorrow, or the first later
+    day with routes); a day on which no truck goes out says when each stream goes next."""
+    page, _ = page_as("planner")
+    open_view(page, city, "plan")
+    page.wait_for_selector("#plan-trucks", timeout=TIMEOUT)
+    assert page.locator("#plan-date").input_value() == city.plan["date"]
+    assert page.locator("#plan-trucks tbody tr").count() == len(city.plan["trucks"])
+
+    quiet = (dt.date.fromisoformat(city.plan["date"]) + dt.timedelta(days=40)).isoformat()
+    later = (dt.date.fromisoformat(quiet) + dt.timedelta(days=1)).isoformat()
+    trips = {s: {"trip": False, "lookahead_days": 2, "next_opportunity": later}
+             for s in ("glass", "residual")}
+    skipped = city.plan["skipped"][:3]
+    city.api("POST", f"/api/v1/municipalities/{M}/plans",
+             body={"date": quiet, "trucks": [], "skipped": skipped, "trips": trips,
+                   "max_risk": 0.95})
+    open_view(page, city, f"plan/{quiet}")
+    page.wait_for_selector("#no-trip", timeout=TIMEOUT)
+    items = page.locator("#no-trip li")
+    assert items.count() == 2
+    for i, s in enumerate(sorted(trips)):
+        assert items.nth(i).get_attribute("data-stream") == s
+        assert items.nth(i).locator("a").get_attribute("href") == f"#/plan/{later}"
+    assert page.locator("#plan-skipped tbody tr").count() == len(skipped)
+    assert page.locator("#no-plan").count() == 0
 
 
 def test_route_sheet_on_a_phone_and_on_paper(page_as, city, artifacts):
@@ -170,7 +199,7 @@ def test_marking_a_stop_done_shows_on_the_plan(page_as, city, artifacts):
     assert marked["stops"][stop["index"]]["done_ms"] is not None
     assert marked["stops"][stop["index"]]["done_by"] == "test technician"
 
-    open_view(page, city, f"plan/{dash_city.tomorrow()}")
+    open_view(page, city, f"plan/{city.plan['date']}")
     cell = page.locator(f"#plan-trucks tr[data-truck='{truck['truck_id']}'] td.done-count")
     cell.wait_for(timeout=TIMEOUT)
     assert cell.inner_text() == f"1/{len(bin_stops(truck))}"

@@ -1,5 +1,6 @@
 """`smartbins demo --serve` (what `make demo` runs): after its run the whole system serves the
-dashboard, with a plan for tomorrow and a token to log in with, and stops cleanly by itself."""
+dashboard, with the next collection's plan and a token to log in with, and stops cleanly by
+itself."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_demo_serve_leaves_the_system_running_then_stops_cleanly() -> None:
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             plans = json.loads(r.read())
-        assert len(plans) == 1 and plans[0]["trucks"], "a plan for tomorrow with routes"
+        # tomorrow's, or (a stream goes out only when a bin is due) up to the first day with routes
+        assert plans and [p for p in plans if p["trucks"]], "a plan with routes"
+        assert len([p for p in plans if p["trucks"]]) == 1
         rest, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, text + rest
     finally:

@@ -17,11 +17,13 @@ def test_plan_on_the_demo_city_gives_a_route_sheet_per_truck(city: City, tmp_pat
                                                             capsys) -> None:
     out = tmp_path / "plan"
     rc = main(["plan", "--config", str(city.workdir / "api.toml"), "--municipality",
-               MUNICIPALITY, "--date", tomorrow(), "--iterations", "300", "--no-store",
-               "--out", str(out)])
+               MUNICIPALITY, "--date", tomorrow(), "--next-collection", "--iterations", "300",
+               "--no-store", "--out", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     doc = json.loads((out / "plan.json").read_text())
+    # tomorrow, or the first working day after it that sends a truck out
+    assert doc["date"] >= tomorrow() and f"for {doc['date']}:" in printed
     assert doc["trucks"] and doc["violations"] == []
     for t in doc["trucks"]:
         sheet = (out / f"route-{t['truck_id']}.html").read_text()

@@ -2,7 +2,7 @@
 
 import { api, ApiError } from "../api.js";
 import { timeChart } from "../chart.js";
-import { bins as loadBins, forecastsOf, latest, list, plansFor, sites as loadSites, tomorrow } from "../data.js";
+import { bins as loadBins, forecastsOf, latest, list, nextPlans, sites as loadSites } from "../data.js";
 import { ago, dateTime, language, number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
 
@@ -16,7 +16,7 @@ function historyPoints(raw) {
 }
 
 async function forecastBand(binId, lastPoint) {
-  // The forecaster's band for the next two days; tomorrow's plan's figure when it has none.
+  // The forecaster's band for the next two days; the next plan's figure when it has none.
   try {
     const f = await api.forecast(state.municipality, binId);
     const pts = list(f, "points", "band");
@@ -27,7 +27,7 @@ async function forecastBand(binId, lastPoint) {
   } catch (err) {
     if (!(err instanceof ApiError) || err.status >= 500) throw err;
   }
-  const f = forecastsOf(await plansFor(tomorrow())).get(binId);
+  const f = forecastsOf((await nextPlans()).plans).get(binId);
   if (!f || !lastPoint) return [];
   const at = f.at_ms ?? lastPoint.t + DAY;
   return [

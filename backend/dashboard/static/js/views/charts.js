@@ -1,9 +1,9 @@
 // Collections per stream: emptyings detected in the readings, the fill they happened at, and the
-// collections tomorrow's plan makes. (The municipality's key figures will add to this view.)
+// collections the next plan makes. (The municipality's key figures will add to this view.)
 
 import { api } from "../api.js";
 import { barChart } from "../chart.js";
-import { list, plansFor, tomorrow } from "../data.js";
+import { list, nextPlans } from "../data.js";
 import { number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
 
@@ -12,8 +12,8 @@ const DAY = 86400e3;
 export async function chartsView(main, [daysArg]) {
   const days = Number(daysArg) || 14;
   const now = Date.now();
-  const [raw, plans] = await Promise.all([
-    api.emptyings(state.municipality, now - days * DAY, now), plansFor(tomorrow()),
+  const [raw, { date: planDate, plans }] = await Promise.all([
+    api.emptyings(state.municipality, now - days * DAY, now), nextPlans(),
   ]);
   const emptyings = list(raw, "emptyings");
   const byStream = new Map();
@@ -43,7 +43,7 @@ export async function chartsView(main, [daysArg]) {
           const v = byStream.get(s);
           return { label: streamName(s), value: v && v.withFill ? v.fill / v.withFill : null };
         }), { unit: " %" })),
-      panel(`${t("charts.collections")} · ${tomorrow()}`,
+      panel(`${t("charts.collections")} · ${planDate}`,
         barChart(streams.map((s) => ({ label: streamName(s), value: planned.get(s) ?? 0 })))),
       panel(t("charts.lowShare"),
         barChart(streams.map((s) => {

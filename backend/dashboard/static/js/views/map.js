@@ -1,9 +1,9 @@
-// The map: every bin coloured by its fill now or by tomorrow's forecast, filtered by stream and
-// area, with depots, disposal sites and (optionally) tomorrow's routes.
+// The map: every bin coloured by its fill now or by the next collection's forecast, filtered by
+// stream and area, with depots, disposal sites and (optionally) the next collection's routes.
 
 import {
-  FILL_BUCKETS, fillColour, forecastsOf, latest, NO_DATA, places as loadPlaces, plansFor,
-  routesOf, tomorrow, TRUCK_COLOURS,
+  FILL_BUCKETS, fillColour, forecastsOf, latest, nextPlans, NO_DATA, places as loadPlaces,
+  routesOf, TRUCK_COLOURS,
 } from "../data.js";
 import { number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
@@ -20,14 +20,14 @@ export function routeLine(truck, placeById) {
 
 export async function mapView(main) {
   // The latest state has every bin with its place, stream and area: the first draw needs
-  // nothing else. Tomorrow's plan (forecast colours, routes) is fetched when asked for.
+  // nothing else. The next collection's plan (forecast colours, routes) is fetched when asked for.
   const [states, placeList] = await Promise.all([latest(), loadPlaces()]);
   const binList = [...states.values()].map((s) => ({ ...s, id: s.bin_id }));
   const placeById = new Map(placeList.map((p) => [p.id, p]));
   let forecasts = new Map();
   let routes = [];
   let plansLoaded = null;
-  const loadPlans = () => (plansLoaded ??= plansFor(tomorrow()).then((plans) => {
+  const loadPlans = () => (plansLoaded ??= nextPlans().then(({ plans }) => {
     forecasts = forecastsOf(plans);
     routes = routesOf(plans);
   }));

@@ -1,7 +1,7 @@
-// Tomorrow's plan (or any day's): per truck its route on the map, km, time, load and disposal
-// trips, and the bins the plan skips with their overflow risk.
+// The next collection's plan (or any day's): per truck its route on the map, km, time, load and
+// disposal trips, and the bins the plan skips with their overflow risk.
 
-import { places as loadPlaces, plansFor, routesOf, tomorrow, TRUCK_COLOURS } from "../data.js";
+import { nextPlans, places as loadPlaces, plansFor, routesOf, TRUCK_COLOURS } from "../data.js";
 import { duration, number, streamName, t } from "../i18n.js";
 import { h, state } from "../main.js";
 import { CanvasMap } from "../map.js";
@@ -12,16 +12,42 @@ export function stopsDone(truck) {
   return [bins.filter((s) => s.done_ms).length, bins.length];
 }
 
+function skippedPanel(plans) {
+  const skipped = plans.flatMap((p) => p.skipped || []).sort((a, b) => (b.overflow_probability ?? 0) - (a.overflow_probability ?? 0));
+  return h("div", { class: "panel scroll" },
+    h("h2", {}, `${t("plan.skipped")} (${skipped.length})`),
+    skipped.length ? h("table", { id: "plan-skipped" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("alerts.bin")), h("th", {}, t("map.stream")), h("th", { class: "num" }, t("plan.expected")), h("th", { class: "num" }, t("plan.risk")))),
+      h("tbody", {}, ...skipped.map((s) => h("tr", { title: s.reason || null },
+        h("td", {}, h("a", { href: `#/bin/${encodeURIComponent(s.bin_id)}` }, s.bin_id)),
+        h("td", {}, streamName(s.stream)),
+        h("td", { class: "num" }, `${number(s.expected_fill_pct)} %`),
+        h("td", { class: "num" }, `${number(100 * (s.overflow_probability ?? 0), 1)} %`))))) : null);
+}
+
+// A day on which no stream goes out: each stream's next collection (the planning service sends a
+// stream out only when one of its bins is due).
+function noTrip(plans) {
+  const trips = Object.entries(Object.assign({}, ...plans.map((p) => p.trips || {}))).sort();
+  return h("div", { class: "panel", id: "no-trip" },
+    h("p", {}, t("plan.notrip")),
+    h("ul", {}, ...trips.map(([s, trip]) => h("li", { dataset: { stream: s } },
+      `${streamName(s)}: `, h("a", { href: `#/plan/${trip.next_opportunity}` }, trip.next_opportunity)))));
+}
+
 export async function planView(main, [dateArg]) {
-  const date = dateArg || tomorrow();
-  const [plans, placeList] = await Promise.all([plansFor(date), loadPlaces()]);
+  const [{ date, plans }, placeList] = await Promise.all([
+    dateArg ? plansFor(dateArg).then((found) => ({ date: dateArg, plans: found })) : nextPlans(),
+    loadPlaces(),
+  ]);
   const placeById = new Map(placeList.map((p) => [p.id, p]));
   const routes = routesOf(plans);
   const dateInput = h("input", { type: "date", id: "plan-date", value: date });
   dateInput.addEventListener("change", () => { location.hash = `#/plan/${dateInput.value}`; });
   const head = h("div", { class: "toolbar panel" }, h("h1", {}, t("plan.title")), h("label", {}, t("plan.date"), dateInput));
   if (!routes.length) {
-    main.replaceChildren(head, h("p", { class: "panel muted", id: "no-plan" }, t("plan.none")));
+    main.replaceChildren(head, ...(plans.length ? [noTrip(plans), skippedPanel(plans)]
+      : [h("p", { class: "panel muted", id: "no-plan" }, t("plan.none"))]));
     return null;
   }
   const wrap = h("div", { class: "mapwrap", style: "min-height:340px" });
@@ -39,7 +65,6 @@ export async function planView(main, [dateArg]) {
       h("td", { class: "num done-count" }, `${done}/${total}`),
       h("td", {}, h("a", { href: `#/sheet/${encodeURIComponent(plan.id)}/${encodeURIComponent(truck.truck_id)}` }, t("plan.sheet"))));
   });
-  const skipped = plans.flatMap((p) => p.skipped || []).sort((a, b) => (b.overflow_probability ?? 0) - (a.overflow_probability ?? 0));
   const violations = plans.flatMap((p) => p.violations || []);
   main.replaceChildren(...[
     head,
@@ -48,15 +73,7 @@ export async function planView(main, [dateArg]) {
       h("thead", {}, h("tr", {}, ...["plan.truck", "plan.streams", "plan.stops", "plan.km", "plan.time", "plan.load", "plan.trips", "plan.done", "plan.sheet"].map((k) => h("th", { class: ["plan.stops", "plan.km", "plan.time", "plan.trips", "plan.done"].includes(k) ? "num" : null }, t(k))))),
       h("tbody", {}, ...rows))),
     wrap,
-    h("div", { class: "panel scroll" },
-      h("h2", {}, `${t("plan.skipped")} (${skipped.length})`),
-      skipped.length ? h("table", { id: "plan-skipped" },
-        h("thead", {}, h("tr", {}, h("th", {}, t("alerts.bin")), h("th", {}, t("map.stream")), h("th", { class: "num" }, t("plan.expected")), h("th", { class: "num" }, t("plan.risk")))),
-        h("tbody", {}, ...skipped.map((s) => h("tr", {},
-          h("td", {}, h("a", { href: `#/bin/${encodeURIComponent(s.bin_id)}` }, s.bin_id)),
-          h("td", {}, streamName(s.stream)),
-          h("td", { class: "num" }, `${number(s.expected_fill_pct)} %`),
-          h("td", { class: "num" }, `${number(100 * (s.overflow_probability ?? 0), 1)} %`))))) : null),
+    skippedPanel(plans),
   ].filter(Boolean));
 
   const map = new CanvasMap(wrap, { tileUrl: state.config.tile_url });
