@@ -577,8 +577,9 @@ def _workday_ends(day_s: int, weekday: int, count: int) -> np.ndarray:
 
 @dataclass
 class _Trips:
-    """Trips of the forecast-driven policies (``routing.select``): the streams' groups and
-    look-aheads, chosen at the first evaluated plan from the rates then known."""
+    """Trips of the forecast-driven policies (``routing.select``): the streams' groups, and
+    the look-aheads of the day's plan, from that day's rates as the planning service
+    (``backend.planning``) computes them."""
 
     group: np.ndarray | None = None  #: (S,)
     lookahead: np.ndarray | None = None  #: (B,) working days
@@ -595,7 +596,8 @@ def _opportunities(trips: _Trips, rate: np.ndarray, stream: np.ndarray, fleet: F
     others the next working day."""
     if trips.group is None:
         trips.group = stream_groups(fleet.capacity_l)
-        trips.lookahead = lookahead_days(rate, stream, trips.group, params)[stream]
+    # from each day's rates, as the planning service does (backend.planning)
+    trips.lookahead = lookahead_days(rate, stream, trips.group, params)[stream]
     look = trips.lookahead
     ends = _workday_ends(day_s, weekday, int(2 * look.max()))
     trip, k_next, k_after = opportunities(p_until(np.full(len(stream), ends[0])), stream,
