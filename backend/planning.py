@@ -26,7 +26,7 @@ import datetime as dt
 import time
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -221,11 +221,21 @@ def _fleet(reg: Registry, municipality_id: str, streams: list[str], speed_kmh: f
     return _Fleet(fleet, trucks, depots, disposal, start)
 
 
-def plan(
-    reg: Registry, query: Query, req: PlanRequest, *, now_s: int | None = None
-) -> dict[str, Any]:
-    """The plan document for ``req`` (not stored: :func:`plan_and_store` stores it)."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class _Inputs:
+    """What a plan reads: the bins, the streams the trucks carry, the fleet, and every bin's
+    forecast with its reading count."""
+
+    bins: list[Bin]
+    streams: list[str]
+    fl: _Fleet
+    fc: BinForecast
+    counts: np.ndarray
+
+
+def _read(reg: Registry, query: Query, req: PlanRequest, now_s: int | None) -> _Inputs:
+    """The registry and the readings for ``req``; the forecast is made at the earlier of now
+    and the shift's start on ``req.date``. PlanningError naming the field when it cannot be."""
     day0 = local_midnight_s(req.date)
     try:
         bins = assets.bins(reg, req.municipality_id, stream=req.stream)
@@ -239,11 +249,39 @@ def plan(
     if not bins:
         raise PlanningError(f"municipality_id: {req.municipality_id!r} has no bins to plan")
     fl = _fleet(reg, req.municipality_id, streams, req.speed_kmh)
-    shift0 = day0 + fl.shift_start_s
     now = int(time.time()) if now_s is None else int(now_s)
-    at = min(now, shift0)
-    fc, counts = forecast_bins(query, reg, bins, at, req.forecast)
+    fc, counts = forecast_bins(query, reg, bins, min(now, day0 + fl.shift_start_s), req.forecast)
+    return _Inputs(bins, streams, fl, fc, counts)
 
+
+def plan(
+    reg: Registry, query: Query, req: PlanRequest, *, now_s: int | None = None
+) -> dict[str, Any]:
+    """The plan document for ``req`` (not stored: :func:`plan_and_store` stores it)."""
+    t0 = time.perf_counter()
+    return _plan_day(reg, req, _read(reg, query, req, now_s), t0)
+
+
+def plans_until_collection(
+    reg: Registry, query: Query, req: PlanRequest, *, now_s: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The plan documents of ``req.date`` and the working days after it, in turn, up to the
+    first that sends a truck out (:func:`next_collection_days`). The registry and the readings
+    are read, and the forecast made, once, for the first day."""
+    t0 = time.perf_counter()
+    inputs = _read(reg, query, req, now_s)
+    for date in next_collection_days(req.date):
+        doc = _plan_day(reg, replace(req, date=date), inputs, t0)
+        yield doc
+        if doc["trucks"]:
+            return
+        t0 = time.perf_counter()
+
+
+def _plan_day(reg: Registry, req: PlanRequest, inputs: _Inputs, t0: float) -> dict[str, Any]:
+    bins, streams, fl, fc, counts = (inputs.bins, inputs.streams, inputs.fl, inputs.fc,
+                                     inputs.counts)
+    shift0 = local_midnight_s(req.date) + fl.shift_start_s
     known = (counts > 0) & np.isfinite(fc.level_pct)
     routable = np.array([b.stream in streams for b in bins])
     usable = np.flatnonzero(known & routable)
@@ -279,8 +317,7 @@ def plan(
         "max_risk": req.select.max_risk,
         "trips": {
             name: {"trip": bool(op.stream_trip[k]), "lookahead_days": int(op.stream_look[k]),
-                   "next_opportunity": op.workdays[int(op.stream_look[k] if op.stream_trip[k]
-                                                       else 1) - 1]}
+                   "next_opportunity": op.stream_next[k]}
             for k, name in enumerate(streams)
         },
         "forecast": {
@@ -307,11 +344,10 @@ def plan(
             reason, risk = "no truck carries its stream", float(p_next[i])
         elif not op.trip[i]:
             reason, risk = (f"no {b.stream} trip today: none of its bins is due before "
-                            f"{op.workdays[0]}"), float(p_next[i])
+                            f"{op.stream_next[stream[i]]}"), float(p_next[i])
         else:
             reason, risk = (f"not needed before the next opportunity "
-                            f"({op.workdays[int(op.stream_look[stream[i]]) - 1]})"),\
-                float(p_next[i])
+                            f"({op.stream_next[stream[i]]})"), float(p_next[i])
         doc["skipped"].append(_skip(reg, b, level[i] if known[i] else None, risk, reason))
     doc["skipped"].sort(key=lambda s: (-s["overflow_probability"], s["bin_id"]))
     doc["source"] += f", planned in {time.perf_counter() - t0:.1f} s"
@@ -320,12 +356,12 @@ def plan(
 
 @dataclass(frozen=True)
 class _Opportunities:
-    workdays: list[str]  #: the working days after the plan's date
     trip: np.ndarray  #: (B,) the bin's stream goes out today
     next_s: np.ndarray  #: (B,) end of the shift of its next opportunity [s UTC]
     after_s: np.ndarray  #: (B,) and of the one after
     stream_trip: np.ndarray  #: (S,) the stream goes out today
     stream_look: np.ndarray  #: (S,) its look-ahead [working days]
+    stream_next: list[str]  #: (S,) its next opportunity: the look-ahead away on a trip
 
 
 def _opportunities(req: PlanRequest, fl: _Fleet, fc: BinForecast, stream: np.ndarray,
@@ -350,7 +386,8 @@ def _opportunities(req: PlanRequest, fl: _Fleet, fc: BinForecast, stream: np.nda
     trip[usable], k1[usable], k2[usable] = trip_u, k_next, k_after
     stream_trip = np.zeros(n_streams, bool)
     stream_trip[st[trip_u]] = True
-    return _Opportunities(workdays, trip, ends[k1 - 1], ends[k2 - 1], stream_trip, look)
+    stream_next = [workdays[int(k) - 1] for k in np.where(stream_trip, look, 1)]
+    return _Opportunities(trip, ends[k1 - 1], ends[k2 - 1], stream_trip, look, stream_next)
 
 
 def _site(reg: Registry, site_id: str) -> assets.Site:
@@ -475,14 +512,14 @@ def plan_and_store(
     earlier one for the same day: the dashboard and the route sheets read the stored one.
     Raises the forecast-overflow alerts the plan calls for (delivered on ``channels`` by the
     alert engine). ``next_collection``: plan the first day from ``req.date`` on that sends a
-    truck out (:func:`next_collection_days`); every day planned is stored, the last returned."""
+    truck out (:func:`plans_until_collection`); every day planned is stored, the last
+    returned."""
     from backend import plan_store
 
-    days = next_collection_days(req.date) if next_collection else [req.date]
-    for date in days:
-        doc = plan_store.save(reg, plan(reg, query, replace(req, date=date), now_s=now_s))
-        if doc["trucks"]:
-            break
+    docs = (plans_until_collection(reg, query, req, now_s=now_s) if next_collection
+            else [plan(reg, query, req, now_s=now_s)])
+    for day in docs:
+        doc = plan_store.save(reg, day)
     raise_forecast_alerts(reg, doc, channels)
     return doc
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from smartbins.errors import SmartbinsError
@@ -55,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from backend.planning import (
         PlanningError,
         PlanRequest,
-        next_collection_days,
         plan,
         plan_and_store,
+        plans_until_collection,
     )
     from backend.settings import load
     from routing.schedule import write_collection_schedule
@@ -71,11 +70,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             if args.no_store:
-                days = next_collection_days(args.date) if args.next_collection else [args.date]
-                for date in days:
-                    doc = plan(reg, client.query, replace(req, date=date), now_s=args.now)
-                    if doc["trucks"]:
-                        break
+                *_, doc = (plans_until_collection(reg, client.query, req, now_s=args.now)
+                           if args.next_collection else [plan(reg, client.query, req,
+                                                              now_s=args.now)])
             else:
                 doc = plan_and_store(reg, client.query, req, now_s=args.now,
                                      channels=settings.alerts.channels,

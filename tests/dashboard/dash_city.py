@@ -123,7 +123,7 @@ def build(
             log(f"{what} in {now - t_step[0]:.1f} s")
             t_step[0] = now
 
-    from backend.planning import PlanRequest, next_collection_days, plan
+    from backend.planning import PlanRequest, plans_until_collection
     from backend.settings import InfluxSettings, RegistrySettings, ServerSettings, Settings
     from simulator.fleet import build_world, run_fast
     from simulator.world import WorldOptions
@@ -186,12 +186,10 @@ def build(
         # working day after it that sends a truck out; every day planned is stored
         day_plans = []
         if plan:
-            for date in next_collection_days(tomorrow()):
-                day_plans.append(plan(reg, admin.query, PlanRequest(
-                    MUNICIPALITY, date, iterations=plan_iterations)))
-                day_plans[-1].pop("municipality_id")
-                if day_plans[-1]["trucks"]:
-                    break
+            day_plans = list(plans_until_collection(reg, admin.query, PlanRequest(
+                MUNICIPALITY, tomorrow(), iterations=plan_iterations)))
+            for d in day_plans:
+                d.pop("municipality_id")
             step(f"next collection's plan built ({day_plans[-1]['date']}, "
                  f"{len(day_plans[-1]['trucks'])} routes)")
         reg.close()
