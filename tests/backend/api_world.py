@@ -195,8 +195,9 @@ def build_world(tmp: Path, influxdb: InfluxDB, broker: Broker, **influx_kw: obje
             _, text = tokens.create(reg, f"{tag} {role}", role, [m])
             world.tokens[f"{tag}-{role}"] = text
     _, world.tokens["root"] = tokens.create(reg, "installation admin", "admin", ["*"])
+    issued = now_ms() - 2  # one clock reading: two could straddle a millisecond and coincide
     _, world.tokens["expired"] = tokens.create(
-        reg, "expired admin", "admin", ["0101"], expires_ms=now_ms() - 1, at_ms=now_ms() - 2
+        reg, "expired admin", "admin", ["0101"], expires_ms=issued + 1, at_ms=issued
     )
     tok, world.tokens["revoked"] = tokens.create(reg, "revoked admin", "admin", ["0101"])
     tokens.revoke(reg, tok.id)
