@@ -99,6 +99,22 @@ def for_date(
     return [json.loads(r[0]) for r in rows]
 
 
+def next_collection(
+    reg: Registry, municipality_id: str, from_date: str, stream: str | None = None
+) -> list[dict[str, Any]]:
+    """The plans of the first date on or after ``from_date`` on which a truck goes out (a plan
+    of that date has a route), optionally of one stream; [] when none is stored. Every plan of
+    that date comes back, a stream's quiet one too: it says when that stream goes next."""
+    sql = ("SELECT MIN(date) FROM plans WHERE municipality_id = ? AND date >= ?"
+           " AND json_array_length(body, '$.trucks') > 0")
+    args: list[object] = [municipality_id, from_date]
+    if stream is not None:
+        sql += " AND stream = ?"
+        args.append(stream)
+    (date,) = reg.db.execute(sql, args).fetchone()
+    return [] if date is None else for_date(reg, municipality_id, date, stream)
+
+
 def mark_stop(
     reg: Registry,
     municipality_id: str,

@@ -1,14 +1,16 @@
 """Plans: a municipality's routes for a date (and a stream), as the dashboard and the drivers'
 route sheets read them, and the "stop done" marks drivers make.
 
-Storage is provisional (backend/plan_store.py) until the planning service (issue 14) creates
-plans itself; the document's shape is the contract (docs/dashboard.md, "The plan document").
+The planning service makes plans (backend/planning.py, ``POST …/plans/generate``); a planner
+may store one edited (``POST …/plans``). Either is kept by backend/plan_store.py, and the
+document's shape is the contract (docs/dashboard.md, "The plan document").
 Reading needs a viewer, storing a plan a planner, marking a stop a technician (the field role:
 drivers and technicians work the street).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend import plan_store
 from backend.deps import Planner as PlannerTenant
 from backend.deps import RegistryDep, Technician, Viewer
+from backend.planning import TIMEZONE
 from backend.routes.common import ERRORS
 from smartbins.codes import StreamError, parse_stream
 from smartbins.registry import NotFoundError, RegistryError
@@ -170,12 +173,36 @@ def list_plans(
     ] = None,
     stream: Annotated[str | None, Query(max_length=60)] = None,
 ) -> list[dict[str, Any]]:
-    if stream is not None:
-        try:
-            stream = parse_stream(stream)
-        except StreamError as e:
-            raise HTTPException(400, f"stream: {e}") from None
-    return plan_store.for_date(reg, t.municipality_id, date, stream)
+    return plan_store.for_date(reg, t.municipality_id, date, _stream_query(stream))
+
+
+def _stream_query(stream: str | None) -> str | None:
+    if stream is None:
+        return None
+    try:
+        return parse_stream(stream)
+    except StreamError as e:
+        raise HTTPException(400, f"stream: {e}") from None
+
+
+@router.get("/plans/next", response_model=list[PlanPublic])
+def next_collection(
+    t: Viewer,
+    reg: RegistryDep,
+    from_date: Annotated[
+        str | None,
+        Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}$",
+              description="YYYY-MM-DD; default: today (the plans' time zone)"),
+    ] = None,
+    stream: Annotated[str | None, Query(max_length=60)] = None,
+) -> list[dict[str, Any]]:
+    """The next collection: the plans of the first date on or after ``from`` on which a truck
+    goes out, each of that date's plans (a quiet stream's too); [] when no stored plan from
+    ``from`` on has a route. A stream goes out only when one of its bins is due, so tomorrow
+    may send no truck."""
+    stream = _stream_query(stream)
+    day = from_date or datetime.now(TIMEZONE).date().isoformat()
+    return plan_store.next_collection(reg, t.municipality_id, day, stream)
 
 
 @router.get("/plans/{plan_id}", response_model=PlanPublic)

@@ -162,3 +162,39 @@ def test_users_bound_their_tokens(fresh_world: World) -> None:
     r = c.post(f"{API}/0101/tokens", json={"name": "t3", "role": "viewer",
                                             "user_id": "b-user-1"}, headers=h)
     assert r.status_code == 404
+
+
+def test_next_collection_is_the_first_date_that_sends_a_truck(fresh_world: World) -> None:
+    """``GET …/plans/next?from=D``: every plan of the first date from D on with a route (a
+    quiet stream's plan of that date too), however many plans are stored; a quiet day before
+    it does not count; one municipality's plans never answer for another."""
+    c, h = fresh_world.client, fresh_world.auth("a-planner")
+    route = [{"truck_id": "a-truck-1", "km": 2.0, "duration_s": 90, "stops": [{
+        "index": 0, "kind": "bin", "site_id": "a-site-1", "lat": 55.68, "lon": 12.57,
+        "bins": [{"bin_id": "a-bin-1", "stream": "residual"}]}]}]
+    for date, stream, trucks in (("2026-12-04", "residual", []), ("2026-12-04", "glass", []),
+                                 ("2026-12-07", "residual", route), ("2026-12-07", "glass", [])):
+        r = c.post(f"{API}/0101/plans", headers=h,
+                   json={"date": date, "stream": stream, "trucks": trucks})
+        assert r.status_code == 201, r.text
+    for d in range(8, 68):  # more quiet days than the newest 50 plans the list returns
+        day = f"2027-01-{d:02d}" if d <= 31 else f"2027-02-{d - 31:02d}"
+        assert c.post(f"{API}/0101/plans", headers=h,
+                      json={"date": day, "stream": "glass", "trucks": []}).status_code == 201
+
+    def ids(query: str, who: str = "a-viewer", m: str = "0101") -> list[str]:
+        r = c.get(f"{API}/{m}/plans/next{query}", headers=fresh_world.auth(who))
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()]
+
+    assert ids("?from=2026-12-01") == ["0101.2026-12-03.all"]
+    assert ids("?from=2026-12-04") == ["0101.2026-12-07.glass", "0101.2026-12-07.residual"]
+    assert ids("?from=2026-12-04&stream=residual") == ["0101.2026-12-07.residual"]
+    assert ids("?from=2026-12-04&stream=glass") == []
+    assert ids("?from=2026-12-08") == []
+    assert ids("?from=2026-12-04", "b-admin", "0147") == []
+    assert ids("?from=2026-12-01", "b-admin", "0147") == ["0147.2026-12-03.all"]
+    r = c.get(f"{API}/0101/plans/next?from=2026-13-1", headers=h)
+    assert r.status_code == 422 and "from" in r.text
+    r = c.get(f"{API}/0101/plans/next?stream=glas", headers=h)
+    assert r.status_code == 400 and r.json()["detail"].startswith("stream: ")

@@ -52,6 +52,7 @@ export const api = {
   resolve: (mid, id) => call("POST", `${m(mid)}/alerts/${e(id)}/resolve`),
   fleet: (mid) => call("GET", `${m(mid)}/fleet`),
   plans: (mid, date) => call("GET", `${m(mid)}/plans`, { query: { date } }),
+  nextPlans: (mid, from) => call("GET", `${m(mid)}/plans/next`, { query: { from } }),
   plan: (mid, id) => call("GET", `${m(mid)}/plans/${e(id)}`),
   markStop: (mid, id, truck, index, done) =>
     call("POST", `${m(mid)}/plans/${e(id)}/trucks/${e(truck)}/stops/${index}/${done ? "done" : "undone"}`),

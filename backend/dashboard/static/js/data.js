@@ -69,18 +69,20 @@ export async function plansFor(date) {
   }
 }
 
-// The next collection: tomorrow's plans when a truck goes out, else those of the earliest later
-// date that sends one (among the newest plans stored), else tomorrow's, which say why nothing
-// goes out. A stream goes out only on a day when one of its bins is due (the planning service's
-// trips), so tomorrow may have no routes. {date, plans}
+// The next collection: tomorrow's plans when a truck goes out, else those of the first later
+// date that sends one, else tomorrow's, which say why nothing goes out. A stream goes out only
+// on a day when one of its bins is due (the planning service's trips), so tomorrow may have no
+// routes. {date, plans}
 export async function nextPlans() {
   const day = tomorrow();
-  const plans = await plansFor(day);
-  if (routesOf(plans).length) return { date: day, plans };
-  const later = (await plansFor(null)).filter((p) => p.date > day && (p.trucks || []).length);
-  if (!later.length) return { date: day, plans };
-  const next = later.map((p) => p.date).sort()[0];
-  return { date: next, plans: later.filter((p) => p.date === next) };
+  let next = [];
+  try {
+    next = list(await api.nextPlans(state.municipality, day), "plans");
+  } catch (err) {
+    if (!(err instanceof ApiError && (err.status === 404 || err.status === 405))) throw err;
+  }
+  if (next.length && next[0].date !== day) return { date: next[0].date, plans: next };
+  return { date: day, plans: next.length ? next : await plansFor(day) };
 }
 
 // Every truck route of a set of plans, with the plan it belongs to.
