@@ -75,6 +75,8 @@ DAY = 86400
 SHIFT_START_H = 6  # UTC
 SHIFT_H = 8
 PLAN_H = 5  # the plan is made at 05:00 UTC, from the readings that have arrived
+#: edges of the overflow-risk classes of the calibration table (PolicyStats.risk)
+RISK_EDGES = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 TILT_ALARM_DEG = 45.0
 FACTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "factors"
 
@@ -174,6 +176,19 @@ class PolicyStats:
     #: share under 25 % [%] (the same for every policy of a seed: the warm-up uses it)
     fixed_full_pct: float = float("nan")
     fixed_predicted: tuple[float, float] = (float("nan"), float("nan"))
+    #: calibration of the overflow risk the plan works with (forecast and perfect): for every
+    #: bin a plan left out and not yet at 100 %, its predicted probability of reaching 100 %
+    #: before the next plan (no truck can come before then) against the ground truth; per
+    #: class of RISK_EDGES: bin-days, sum of predicted, sum of observed, sum of squared error
+    risk: np.ndarray = field(default_factory=lambda: np.zeros((len(RISK_EDGES) - 1, 4)))
+
+    def score_risk(self, predicted: np.ndarray, observed: np.ndarray) -> None:
+        """Add bin-days with predicted probabilities and observed outcomes (0/1)."""
+        k = np.clip(np.searchsorted(RISK_EDGES, predicted, side="right") - 1, 0,
+                    len(RISK_EDGES) - 2)
+        o = observed.astype(float)
+        for col, w in enumerate((np.ones_like(o), predicted, o, (predicted - o) ** 2)):
+            self.risk[:, col] += np.bincount(k, w, len(RISK_EDGES) - 1)
 
     def figures(self, stream: int | None = None) -> dict[str, float]:
         """Key figures, for one stream index or all (``None``). km and truck-hours are shared
@@ -505,6 +520,8 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
     over_today = np.zeros(n, bool)
     stop_seed = cfg.seed
     trips = _Trips()
+    over_since = np.zeros(n, bool)  # reached 100 % since the last plan
+    watch: tuple[np.ndarray, np.ndarray] | None = None  # bins left out, their predicted risk
     for day in range(cfg.days):
         day_s = t0 + day * DAY
         counting = day_s >= eval_from
@@ -517,9 +534,20 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
                 if use in ("forecast", "rule80") and forecaster.pattern is None and counting:
                     bb, tt, ff, ee, fg = sensors.history(h, now, cfg.warmup_days)
                     forecaster.fit(bb, tt, ff, ee, fg)
-                plan = _plan(use, cfg, now, h, day, weekday, sensors, forecaster, fleet,
-                             stream, volume, lonlat, bf, traits, cum_factor, fixed.days,
-                             stop_seed + day, trips)
+                if watch is not None:
+                    stats.score_risk(watch[1], over_since[watch[0]])
+                    watch = None
+                plan, risk = _plan(use, cfg, now, h, day, weekday, sensors, forecaster, fleet,
+                                   stream, volume, lonlat, bf, traits, cum_factor, fixed.days,
+                                   stop_seed + day, trips)
+                if counting and risk is not None:
+                    left = np.ones(n, bool)
+                    left[plan.bins] = False
+                    left &= bf.level < 100.0
+                    idx = np.flatnonzero(left)
+                    next_plan = day_s + (1 if weekday < 4 else 3) * DAY + PLAN_H * HOUR
+                    watch = (idx, np.asarray(risk(np.full(n, float(next_plan))), float)[idx])
+                    over_since[:] = False
                 shift0 = day_s + SHIFT_START_H * HOUR
                 pending = sorted(zip((shift0 + plan.service_start_s).tolist(),
                                      plan.bins.tolist(), strict=True))
@@ -549,6 +577,7 @@ def run_policy(policy: str, cfg: LoopConfig, city: City | None = None,
                         stats.tonnes[s] += volume[b] / 1000 * min(before, 130.0) / 100 \
                             * rho[s] / 1000
                 over_today |= bf.level >= 100.0
+                over_since |= bf.level >= 100.0
             sensors.read(h, bf.level, just_emptied)
             redraw = cycle_due == h
             if redraw.any():
@@ -606,8 +635,12 @@ def _opportunities(trips: _Trips, rate: np.ndarray, stream: np.ndarray, fleet: F
 
 
 def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream, volume,
-          lonlat, bf, traits, cum_factor, fixed_days, seed, trips) -> DayPlan:
+          lonlat, bf, traits, cum_factor, fixed_days, seed, trips
+          ) -> tuple[DayPlan, Callable[[np.ndarray], np.ndarray] | None]:
+    """The day's plan, and for the policies that plan by risk, the probability per bin of
+    reaching 100 % before a time (one per bin) that it worked with."""
     n = len(stream)
+    risk = None
     day_s = now - PLAN_H * HOUR
     mid = day_s + (SHIFT_START_H + SHIFT_H / 2) * HOUR
     stop = (MaxIterations(cfg.route_iterations) if cfg.route_iterations > 0
@@ -631,6 +664,7 @@ def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream,
                                                fc.overflow_probability)
             p1 = fc.overflow_probability(nxt)
             p2 = fc.overflow_probability(after)
+            risk = fc.overflow_probability
     else:  # perfect knowledge: true level, true cycle rate, true weekday x hour pattern
         rate = traits.rate_pct_day * bf.cycle
         t_start = now - h * HOUR  # cum_factor counts effective days per hour from here
@@ -651,6 +685,7 @@ def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream,
         avail, nxt, after = _opportunities(trips, traits.rate_pct_day, stream, fleet,
                                            cfg.select, day_s, weekday, p_over)
         p1, p2 = p_over(nxt), p_over(after)
+        risk = p_over
     pre_s = time.perf_counter() - t_plan
     bins = DayBins(lonlat, stream, volume, np.asarray(lvl, float), np.asarray(p1, float),
                    np.asarray(p2, float))
@@ -658,4 +693,4 @@ def _plan(policy, cfg, now, h, day, weekday, sensors, forecaster, fleet, stream,
                     available=avail)
     return DayPlan(plan.bins, plan.required, plan.offered, plan.accepted_risk,
                    plan.service_start_s, plan.truck, plan.result, plan.data,
-                   plan.planning_s + pre_s, plan.violations)
+                   plan.planning_s + pre_s, plan.violations), risk

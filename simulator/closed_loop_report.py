@@ -24,6 +24,7 @@ from simulator.closed_loop import (
     FIXED_TARGET_UNDER25_PCT,
     FUELS,
     POLICIES,
+    RISK_EDGES,
     LoopConfig,
     PolicyStats,
     run_policy,
@@ -156,8 +157,9 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         for p in policies:
             f = [results[(p, s)].figures(si) for s in seeds]
 
-            def mean(k: str, f=f) -> float:
-                return float(np.nanmean([x[k] for x in f]))
+            def mean(k: str, f=f) -> float:  # NaN when no seed has it (no emptyings)
+                v = [x[k] for x in f if np.isfinite(x[k])]
+                return float(np.mean(v)) if v else float("nan")
 
             cells.append(f"{mean('km_per_tonne'):.1f} / {mean('emptyings_per_bin_week'):.2f} / "
                          f"{mean('fill_at_emptying_pct'):.0f} / {mean('under25_pct'):.0f} / "
@@ -207,6 +209,7 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
             f"{np.mean([r.fixed_predicted[1] for r in fx]):.1f} %)")
     viol = sum(r.violations for r in results.values())
     lines.append(f"- routing checker violations over all plans: {viol}")
+    lines += _risk_calibration(results, seeds)
     lines += ["", "CO2 per tonne uses fuel per km only (factors v0.1: "
               + ", ".join(f"{k} {v[0]:.3g}/km x {v[2]} kg WTW" for k, v in FUELS.items())
               + "); no per-hour figure was found."]
@@ -219,6 +222,37 @@ def report(results: Results, cfg: LoopConfig, folder: Path | None = None,
         with open(folder / "results.pickle", "wb") as fh:  # to redraw without rerunning
             pickle.dump((results, cfg), fh)
     return text
+
+
+def _risk_calibration(results: Results, seeds: Sequence[int]) -> list[str]:
+    """The table of how often the bins a plan left out reached 100 % before the next plan,
+    against the probability the plan gave them (summed over seeds)."""
+    pols = [p for p in ("forecast", "perfect") if (p, seeds[0]) in results]
+    if not pols:
+        return []
+    risk = {p: sum(results[(p, s)].risk for s in seeds) for p in pols}
+    lines = ["", "Overflow risk of the bins a plan left out (not yet at 100 %): the probability "
+             "of reaching 100 % before the next plan that the plan worked with, against how "
+             "often they did (ground truth; all seeds):", "",
+             "| risk class | " + " | ".join(f"{p}: bin-days, predicted, observed" for p in pols)
+             + " |", "|---|" + "---|" * len(pols)]
+    for k in range(len(RISK_EDGES) - 1):
+        cells = []
+        for p in pols:
+            n, pred, obs, _ = risk[p][k]
+            cells.append(f"{n:.0f}, {100 * pred / n:.1f} %, {100 * obs / n:.1f} %" if n
+                         else "0, -, -")
+        lines.append(f"| {100 * RISK_EDGES[k]:g}-{100 * RISK_EDGES[k + 1]:g} % | "
+                     + " | ".join(cells) + " |")
+    briers = []
+    for p in pols:
+        n, pred, obs, sq = risk[p].sum(axis=0)
+        if n:
+            briers.append(f"{p} {sq / n:.4f} (predicted {100 * pred / n:.2f} %, observed "
+                          f"{100 * obs / n:.2f} % of {n:.0f} bin-days)")
+    lines += ["", "Brier score (mean squared error of the probability; 0 is perfect): "
+              + "; ".join(briers) + "."]
+    return lines
 
 
 def plot(results: Results, folder: Path) -> list[Path]:

@@ -11,7 +11,14 @@ import pytest
 
 from routing.plan_params import SelectParams
 from simulator.city import generate
-from simulator.closed_loop import LoopConfig, density_kg_m3, fixed_schedule, run_policy
+from simulator.closed_loop import (
+    RISK_EDGES,
+    LoopConfig,
+    PolicyStats,
+    density_kg_m3,
+    fixed_schedule,
+    run_policy,
+)
 from simulator.closed_loop_report import mean_ci, paired, report
 
 CFG = LoopConfig(bins=60, weeks=2, warmup_days=8, route_iterations=30, history_days=8,
@@ -64,6 +71,7 @@ def test_report_has_the_table_the_targets_and_plots(results, tmp_path):
     assert (tmp_path / "evaluate.md").exists()
     assert (tmp_path / "evaluate_figures.png").stat().st_size > 1000
     assert (tmp_path / "evaluate_paired.png").stat().st_size > 1000
+    assert "Overflow risk of the bins a plan left out" in text and "Brier score" in text
     m, lo, hi, n = paired(results, "forecast", "fixed", "emptyings", True)
     assert n == 1 and m < 0 and np.isnan(lo) and np.isnan(hi)  # one seed: no interval
 
@@ -161,3 +169,26 @@ def test_evaluate_cli_routes_by_a_fixed_number_of_iterations(tmp_path, capsys):
     assert main([*args, "--route-iterations", "5"]) == 0
     text = (tmp_path / "evaluate.md").read_text()
     assert "5 iterations per day" in text and "--route-iterations 5" in text
+
+
+def test_risk_is_scored_by_class_against_what_happened():
+    st = PolicyStats("forecast", 1, ("residual",))
+    st.score_risk(np.array([0.0, 0.005, 0.05, 0.05, 0.95, 1.0]),
+                  np.array([False, False, True, False, True, True]))
+    n, pred, obs, sq = st.risk.T
+    assert n.tolist() == [2, 2, 0, 0, 0, 0, 2] and len(n) == len(RISK_EDGES) - 1
+    assert pred[1] == pytest.approx(0.1) and obs.tolist() == [0, 1, 0, 0, 0, 0, 2]
+    assert sq.sum() == pytest.approx(0.005**2 + 0.95**2 + 0.05**2 + 0.05**2)
+
+
+def test_the_risk_the_plan_works_with_is_scored_on_ground_truth(results):
+    """Only the policies that plan by risk score it, over the bins they left out; a bin
+    given a high risk reaches 100 % before the next plan more often than one given a low."""
+    for p in ("fixed", "rule80"):
+        assert results[(p, 1)].risk.sum() == 0
+    for p in ("forecast", "perfect"):
+        n, _, obs, _ = results[(p, 1)].risk.T
+        assert n.sum() > CFG.bins * 5  # most bins are left out on most of the 10 plan days
+        low, high = slice(0, 2), slice(4, None)  # under 10 %, 50 % and over
+        assert obs[high].sum() / n[high].sum() > 3 * obs[low].sum() / n[low].sum()
+        assert obs[low].sum() / n[low].sum() < 0.1
