@@ -529,9 +529,11 @@ NEXT_COLLECTION_DAYS = 10
 
 
 def next_collection_days(date: str) -> list[str]:
-    """The days a search for the next collection from ``date`` plans in turn: ``date``, then
-    the following working days. A stream goes out only on a day when one of its bins is due
-    (trips), so a quiet day has no routes; the plan of such a day says when each stream goes
-    out next, and the search takes the first day that sends a truck."""
+    """The days a search for the next collection from ``date`` plans in turn: ``date`` (on a
+    weekend, the working day after it: "tomorrow" on a Friday is Monday's collection, not a
+    Saturday one), then the following working days. A stream goes out only on a day when one
+    of its bins is due (trips), so a quiet day has no routes; the plan of such a day says when
+    each stream goes out next, and the search takes the first day that sends a truck."""
     local_midnight_s(date)  # a PlanningError naming ``date`` when it is not one
-    return [date, *next_workdays(date, NEXT_COLLECTION_DAYS)]
+    first = date if dt.date.fromisoformat(date).weekday() < 5 else next_workdays(date, 1)[0]
+    return [first, *next_workdays(first, NEXT_COLLECTION_DAYS)]

@@ -66,8 +66,8 @@ class PlanGenerate(BaseModel):
     stream: str | None = Field(None, max_length=60)
     time_limit_s: float = Field(10.0, gt=0, le=120)
     seed: int = Field(1, ge=0, le=2**31 - 1)
-    #: plan the first day from ``date`` on that sends a truck out (a stream goes out only when
-    #: one of its bins is due); every day planned on the way is stored
+    #: plan the first working day from ``date`` on that sends a truck out (a stream goes out
+    #: only when one of its bins is due); every day planned on the way is stored
     next_collection: bool = False
 
 
@@ -122,7 +122,7 @@ def generate_plan(
     """Forecast, select and route a day for the municipality (one stream, or every stream the
     trucks carry), store the plan (replacing that day's), raise a forecast-overflow alert for
     each bin it leaves out that will probably overflow first, and return it. With
-    ``next_collection``, the first day from ``date`` on that sends a truck out."""
+    ``next_collection``, the first working day from ``date`` on that sends a truck out."""
     req = planning.PlanRequest(t.municipality_id, body.date, body.stream,
                                time_limit_s=body.time_limit_s, seed=body.seed)
     try:

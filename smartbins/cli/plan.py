@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--stream", help="One stream (e.g. residual, paper+cardboard). Default: all "
                    "streams the trucks carry.")
     g.add_argument("--next-collection", action="store_true",
-                   help="Plan the first day from --date on that sends a truck out (a stream "
-                   "goes out only on a day when one of its bins is due); every day planned on "
-                   "the way is stored too.")
+                   help="Plan the first working day from --date on that sends a truck out (a "
+                   "stream goes out only on a day when one of its bins is due); every day "
+                   "planned on the way is stored too.")
     s = p.add_argument_group("How")
     s.add_argument("--time-limit", type=float, default=10.0,
                    help="The router's time budget [s]. Default: 10.")

@@ -9,6 +9,7 @@ plan must pass the routing core's checker.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import os
@@ -172,6 +173,20 @@ def test_bad_requests_name_the_field(city: tuple) -> None:
         plan(reg, client.query, PlanRequest(M, PLAN_DATE, "glas"), now_s=NOW_S)
     with pytest.raises(PlanningError, match="municipality_id"):
         plan(reg, client.query, PlanRequest("0999", PLAN_DATE), now_s=NOW_S)
+
+
+def test_the_next_collection_is_searched_on_working_days() -> None:
+    """From a weekday the search starts that day; from a weekend (tomorrow, asked on a Friday
+    or a Saturday) it starts on Monday: trucks go out on working days only."""
+    thursday = next_collection_days(PLAN_DATE)
+    assert thursday[:4] == [PLAN_DATE, "2026-12-04", "2026-12-07", "2026-12-08"]
+    for weekend in ("2026-12-05", "2026-12-06"):
+        days = next_collection_days(weekend)
+        assert days[0] == "2026-12-07" and days == next_collection_days("2026-12-07")
+    for days in (thursday, next_collection_days("2026-12-05")):
+        assert len(days) == 11 and all(dt.date.fromisoformat(d).weekday() < 5 for d in days)
+    with pytest.raises(PlanningError, match="date"):
+        next_collection_days("2026-12-32")
 
 
 def test_stored_plan_is_the_one_the_dashboard_reads(city: tuple) -> None:
