@@ -24,6 +24,15 @@ def wait_map(page) -> None:
     page.wait_for_selector("#map[data-ready='1']", timeout=TIMEOUT)
 
 
+def poll(page, done) -> None:
+    """Let the page run until ``done()`` (at most TIMEOUT); for what no selector can wait for
+    (the page's policy forbids wait_for_function's eval)."""
+    for _ in range(TIMEOUT // 50):
+        if done():
+            return
+        page.wait_for_timeout(50)
+
+
 def bin_stops(truck: dict) -> list[dict]:
     return [s for s in truck["stops"] if s["kind"] == "bin"]
 
@@ -295,6 +304,30 @@ def test_acknowledging_and_resolving_an_alert_changes_its_state(page_as, city, a
     row = page.locator(f"#alerts tr[data-alert='{first}']")
     assert row.locator("button.ack").count() == 0  # acknowledged: only resolve is left
     assert row.locator("button.resolve").count() == 1
+
+
+def test_a_view_still_loading_never_replaces_a_newer_one(page_as, city):
+    """Moving on before a view has its data: when the data comes, that view is dropped and
+    the newer one stays (after an acknowledgement the alerts page re-reads the open alerts,
+    and a technician may already have moved on to all alerts)."""
+    page, _ = page_as("technician")
+    held = []
+    page.route(lambda url: "/alerts" in url and "state=open" in url, lambda r: held.append(r))
+    open_view(page, city, "alerts/open")
+    poll(page, lambda: bool(held))
+    assert held, "the open alerts were asked for"
+    open_view(page, city, "alerts/all")
+    page.wait_for_selector("#alert-state", timeout=TIMEOUT)
+    assert page.locator("#alert-state").input_value() == "all"
+    assert page.locator("#main").get_attribute("data-dropped") is None
+    held[0].continue_()
+    # until the late answer is either dropped or (the defect) shown
+    poll(page, lambda: page.evaluate("document.getElementById('main').dataset.dropped || "
+                                     "document.getElementById('alert-state').value === 'open'"))
+    assert page.locator("#alert-state").input_value() == "all"
+    assert page.locator("#main").get_attribute("data-dropped") == "1"
+    assert page.locator("#alerts tbody tr").count() == len(
+        city.api("GET", f"/api/v1/municipalities/{M}/alerts"))
 
 
 def test_screenshots_are_saved():

@@ -126,9 +126,29 @@ async function start(early = null) {
 }
 
 let current = null;
+let navigation = 0; // counts route() calls: a view still loading when the next starts is stale
+
+// Thrown into a stale view when it renders: it is dropped, and the newer view stays.
+class Superseded extends Error {}
+
+// What a view renders into: #main, as long as no newer view has started.
+function viewTarget(main, seq) {
+  return {
+    replaceChildren(...nodes) {
+      if (seq !== navigation) throw new Superseded();
+      main.replaceChildren(...nodes);
+    },
+  };
+}
+
+// how many stale views were dropped (data-dropped on #main: for tests and a curious eye)
+function dropped(main) {
+  main.dataset.dropped = String(Number(main.dataset.dropped || 0) + 1);
+}
 
 async function route() {
   const main = document.getElementById("main");
+  const seq = ++navigation;
   if (!state.me) return;
   const [name, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const view = VIEWS[name] || mapView;
@@ -139,8 +159,14 @@ async function route() {
   current = null;
   main.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
   try {
-    current = await view(main, args);
+    const shown = await view(viewTarget(main, seq), args);
+    if (seq !== navigation) {
+      shown?.destroy?.();
+      return dropped(main);
+    }
+    current = shown;
   } catch (err) {
+    if (err instanceof Superseded || seq !== navigation) return dropped(main);
     if (err instanceof ApiError && err.status === 401) {
       forgetToken(); state.me = null; loginView(main, t("login.bad")); return;
     }
