@@ -10,7 +10,7 @@ drivers and technicians work the street).
 
 from __future__ import annotations
 
-from datetime import datetime
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -173,7 +173,18 @@ def list_plans(
     ] = None,
     stream: Annotated[str | None, Query(max_length=60)] = None,
 ) -> list[dict[str, Any]]:
-    return plan_store.for_date(reg, t.municipality_id, date, _stream_query(stream))
+    return plan_store.for_date(reg, t.municipality_id, _date_query(date, "date"),
+                               _stream_query(stream))
+
+
+def _date_query(value: str | None, field: str) -> str | None:
+    """A YYYY-MM-DD query parameter that is a real date (2026-13-01 passes the pattern)."""
+    if value is not None:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise HTTPException(400, f"{field}: {value!r} is not a date") from None
+    return value
 
 
 def _stream_query(stream: str | None) -> str | None:
@@ -201,7 +212,7 @@ def next_collection(
     ``from`` on has a route. A stream goes out only when one of its bins is due, so tomorrow
     may send no truck."""
     stream = _stream_query(stream)
-    day = from_date or datetime.now(TIMEZONE).date().isoformat()
+    day = _date_query(from_date, "from") or dt.datetime.now(TIMEZONE).date().isoformat()
     return plan_store.next_collection(reg, t.municipality_id, day, stream)
 
 

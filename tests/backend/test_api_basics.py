@@ -196,5 +196,9 @@ def test_next_collection_is_the_first_date_that_sends_a_truck(fresh_world: World
     assert ids("?from=2026-12-01", "b-admin", "0147") == ["0147.2026-12-03.all"]
     r = c.get(f"{API}/0101/plans/next?from=2026-13-1", headers=h)
     assert r.status_code == 422 and "from" in r.text
+    for url in ("plans/next?from=2026-13-01", "plans?date=2026-02-30"):
+        r = c.get(f"{API}/0101/{url}", headers=h)
+        field, value = url.split("?")[1].split("=")
+        assert (r.status_code, r.json()["detail"]) == (400, f"{field}: '{value}' is not a date")
     r = c.get(f"{API}/0101/plans/next?stream=glas", headers=h)
     assert r.status_code == 400 and r.json()["detail"].startswith("stream: ")
