@@ -278,6 +278,17 @@ def plans_until_collection(
         t0 = time.perf_counter()
 
 
+def planned_days(
+    reg: Registry, query: Query, req: PlanRequest, *, now_s: int | None = None,
+    next_collection: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The plan of ``req.date``, or with ``next_collection`` those of every day up to the next
+    collection (:func:`plans_until_collection`); the last is the one asked for."""
+    if next_collection:
+        return plans_until_collection(reg, query, req, now_s=now_s)
+    return iter([plan(reg, query, req, now_s=now_s)])
+
+
 def _plan_day(reg: Registry, req: PlanRequest, inputs: _Inputs, t0: float) -> dict[str, Any]:
     bins, streams, fl, fc, counts = (inputs.bins, inputs.streams, inputs.fl, inputs.fc,
                                      inputs.counts)
@@ -516,9 +527,7 @@ def plan_and_store(
     returned."""
     from backend import plan_store
 
-    docs = (plans_until_collection(reg, query, req, now_s=now_s) if next_collection
-            else [plan(reg, query, req, now_s=now_s)])
-    for day in docs:
+    for day in planned_days(reg, query, req, now_s=now_s, next_collection=next_collection):
         doc = plan_store.save(reg, day)
     raise_forecast_alerts(reg, doc, channels)
     return doc

@@ -51,13 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from backend import plan_export
     from backend.app import influx_factory
-    from backend.planning import (
-        PlanningError,
-        PlanRequest,
-        plan,
-        plan_and_store,
-        plans_until_collection,
-    )
+    from backend.planning import PlanningError, PlanRequest, plan_and_store, planned_days
     from backend.settings import load
     from routing.schedule import write_collection_schedule
     from smartbins.registry import Registry
@@ -70,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             if args.no_store:
-                *_, doc = (plans_until_collection(reg, client.query, req, now_s=args.now)
-                           if args.next_collection else [plan(reg, client.query, req,
-                                                              now_s=args.now)])
+                *_, doc = planned_days(reg, client.query, req, now_s=args.now,
+                                       next_collection=args.next_collection)
             else:
                 doc = plan_and_store(reg, client.query, req, now_s=args.now,
                                      channels=settings.alerts.channels,

@@ -58,15 +58,19 @@ export function places() {
   });
 }
 
-// The plans for a date (one per stream, or one for all streams); [] when there are none or the
-// server has no plans yet.
-export async function plansFor(date) {
+// The plans an API call returns; [] when the server has no plans (yet).
+async function plansOrNone(ask) {
   try {
-    return list(await api.plans(state.municipality, date), "plans");
+    return list(await ask(), "plans");
   } catch (err) {
     if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return [];
     throw err;
   }
+}
+
+// The plans for a date (one per stream, or one for all streams); [] when there are none.
+export function plansFor(date) {
+  return plansOrNone(() => api.plans(state.municipality, date));
 }
 
 // The next collection: tomorrow's plans when a truck goes out, else those of the first later
@@ -75,12 +79,7 @@ export async function plansFor(date) {
 // routes. {date, plans}
 export async function nextPlans() {
   const day = tomorrow();
-  let next = [];
-  try {
-    next = list(await api.nextPlans(state.municipality, day), "plans");
-  } catch (err) {
-    if (!(err instanceof ApiError && (err.status === 404 || err.status === 405))) throw err;
-  }
+  const next = await plansOrNone(() => api.nextPlans(state.municipality, day));
   if (next.length && next[0].date !== day) return { date: next[0].date, plans: next };
   return { date: day, plans: next.length ? next : await plansFor(day) };
 }
